@@ -1,0 +1,1 @@
+//! The multi-positive contrastive loss and trainer (to be built).

@@ -1,0 +1,1 @@
+//! Support sets, anomaly scoring and evaluation (to be built).

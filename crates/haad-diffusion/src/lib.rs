@@ -1,0 +1,1 @@
+//! HumanMAC-style masked DCT completion (to be built).

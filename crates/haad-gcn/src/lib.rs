@@ -1,0 +1,1 @@
+//! The Res-GCN action encoder (to be built).

@@ -1,0 +1,30 @@
+//! # haad-motion: skeleton motion data for haad
+//!
+//! Loading real skeleton datasets, cutting clips to the method's fixed length, making them
+//! root-relative, splitting categories into train/test and seen/unseen, and the orthonormal
+//! DCT-II that every model of haad works in.
+//!
+//! ```
+//! use haad_motion::{dct::DctBasis, preprocess, Motion};
+//! use ndarray::Array3;
+//!
+//! // A 75-frame clip of 20 joints: cut to 60 frames, root-relative to joint 6, 10 DCT coefficients.
+//! let raw = Motion::new(Array3::from_elem((75, 20, 3), 0.5), Some(15.0))?;
+//! let clip = preprocess::prepare(&raw, 60, 6)?;
+//! let coeffs = DctBasis::new(60, 10)?.forward(&clip)?; // [10, 20, 3]
+//! assert_eq!(coeffs.dim(), (10, 20, 3));
+//! # Ok::<(), haad_motion::MotionError>(())
+//! ```
+
+pub mod augment;
+pub mod dataset;
+pub mod dct;
+pub mod error;
+pub mod motion;
+pub mod preprocess;
+pub mod split;
+
+pub use augment::Augmenter;
+pub use dataset::{Clip, Dataset, Skipped};
+pub use error::{MotionError, Result};
+pub use motion::{Motion, Skeleton};

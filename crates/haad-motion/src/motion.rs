@@ -1,0 +1,246 @@
+//! [`Motion`]: one clip of skeleton positions, and [`Skeleton`]: the joints it is made of.
+
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MotionError, Result};
+
+/// One motion clip: joint positions of shape `[frames, joints, 3]` (x, y, z), in f32.
+///
+/// A `Motion` always has at least one frame, at least one joint and exactly 3 coordinates.
+/// Values are not required to be finite here: loaders and scorers check that themselves with
+/// [`Motion::check_finite`], so that they can name the file at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Motion {
+    data: Array3<f32>,
+    fps: Option<f32>,
+}
+
+impl Motion {
+    /// Wraps an array of shape `[frames, joints, 3]`, with its frame rate when known.
+    pub fn new(data: Array3<f32>, fps: Option<f32>) -> Result<Self> {
+        let (t, j, c) = data.dim();
+        if t == 0 || j == 0 || c != 3 {
+            return Err(MotionError::Shape {
+                what: "motion".into(),
+                expected: "[frames >= 1, joints >= 1, 3]".into(),
+                got: format!("{:?}", data.shape()),
+            });
+        }
+        if let Some(f) = fps {
+            if !(f.is_finite() && f > 0.0) {
+                return Err(MotionError::InvalidArgument(format!(
+                    "frame rate must be positive and finite, got {f}"
+                )));
+            }
+        }
+        Ok(Self { data, fps })
+    }
+
+    /// Builds a motion from a flat row-major buffer of `frames * joints * 3` values.
+    pub fn from_flat(values: Vec<f32>, joints: usize, fps: Option<f32>) -> Result<Self> {
+        if joints == 0 || values.len() % (joints * 3) != 0 {
+            return Err(MotionError::Shape {
+                what: "flat motion buffer".into(),
+                expected: format!("a multiple of joints * 3 = {} values", joints * 3),
+                got: format!("{} values", values.len()),
+            });
+        }
+        let frames = values.len() / (joints * 3);
+        let data = Array3::from_shape_vec((frames, joints, 3), values).map_err(|e| {
+            MotionError::InvalidArgument(format!("cannot shape motion buffer: {e}"))
+        })?;
+        Self::new(data, fps)
+    }
+
+    /// Number of frames T.
+    pub fn frames(&self) -> usize {
+        self.data.dim().0
+    }
+
+    /// Number of joints J.
+    pub fn joints(&self) -> usize {
+        self.data.dim().1
+    }
+
+    /// Frame rate in frames per second, when known.
+    pub fn fps(&self) -> Option<f32> {
+        self.fps
+    }
+
+    /// The positions, `[frames, joints, 3]`.
+    pub fn data(&self) -> &Array3<f32> {
+        &self.data
+    }
+
+    /// Gives back the positions array.
+    pub fn into_data(self) -> Array3<f32> {
+        self.data
+    }
+
+    /// The pose at frame `t`, `[joints, 3]`.
+    ///
+    /// # Panics
+    /// If `t >= self.frames()`.
+    pub fn frame(&self, t: usize) -> ArrayView2<'_, f32> {
+        self.data.index_axis(Axis(0), t)
+    }
+
+    /// The motion as a `[frames, joints * 3]` matrix (joint-major, then x, y, z).
+    pub fn to_matrix(&self) -> Array2<f32> {
+        let (t, j, _) = self.data.dim();
+        self.data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((t, j * 3))
+            .expect("contiguous [T, J, 3] reshapes to [T, 3J]")
+    }
+
+    /// Whether every coordinate is exactly zero (a failed recording).
+    pub fn is_all_zero(&self) -> bool {
+        self.data.iter().all(|&v| v == 0.0)
+    }
+
+    /// Returns an error naming the first non-finite value (frame, joint, coordinate).
+    pub fn check_finite(&self) -> Result<()> {
+        for ((t, j, c), v) in self.data.indexed_iter() {
+            if !v.is_finite() {
+                return Err(MotionError::InvalidArgument(format!(
+                    "non-finite coordinate {v} at frame {t}, joint {j}, axis {c}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The joints of a skeleton: names, parent of each joint, and the joint used as the root for
+/// making clips root-relative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skeleton {
+    names: Vec<String>,
+    parents: Vec<Option<usize>>,
+    root: usize,
+}
+
+impl Skeleton {
+    /// Checks that names and parents have one entry per joint, that every parent index comes
+    /// before its child (a topological order) and that `root` is a joint.
+    pub fn new(names: Vec<String>, parents: Vec<Option<usize>>, root: usize) -> Result<Self> {
+        if names.is_empty() || names.len() != parents.len() {
+            return Err(MotionError::Shape {
+                what: "skeleton".into(),
+                expected: "one name and one parent per joint, at least one joint".into(),
+                got: format!("{} names, {} parents", names.len(), parents.len()),
+            });
+        }
+        for (i, p) in parents.iter().enumerate() {
+            if let Some(p) = *p {
+                if p >= i {
+                    return Err(MotionError::InvalidArgument(format!(
+                        "joint {i} ({}) has parent {p}, which does not come before it",
+                        names[i]
+                    )));
+                }
+            }
+        }
+        if root >= names.len() {
+            return Err(MotionError::InvalidArgument(format!(
+                "root joint {root} out of range for {} joints",
+                names.len()
+            )));
+        }
+        Ok(Self {
+            names,
+            parents,
+            root,
+        })
+    }
+
+    /// Number of joints J.
+    pub fn joints(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Joint names, in joint order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Parent of each joint (`None` for a tree root).
+    pub fn parents(&self) -> &[Option<usize>] {
+        &self.parents
+    }
+
+    /// The joint subtracted when making clips root-relative.
+    pub fn root(&self) -> usize {
+        self.root
+    }
+
+    /// Index of the joint with this name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// The same skeleton with another root joint.
+    pub fn with_root(mut self, root: usize) -> Result<Self> {
+        if root >= self.names.len() {
+            return Err(MotionError::InvalidArgument(format!(
+                "root joint {root} out of range for {} joints",
+                self.names.len()
+            )));
+        }
+        self.root = root;
+        Ok(self)
+    }
+
+    /// Bone list (child, parent) for drawing stick figures.
+    pub fn bones(&self) -> Vec<(usize, usize)> {
+        self.parents
+            .iter()
+            .enumerate()
+            .filter_map(|(c, p)| p.map(|p| (c, p)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_shapes() {
+        assert!(Motion::new(Array3::zeros((0, 2, 3)), None).is_err());
+        assert!(Motion::new(Array3::zeros((2, 0, 3)), None).is_err());
+        assert!(Motion::new(Array3::zeros((2, 2, 2)), None).is_err());
+        assert!(Motion::new(Array3::zeros((2, 2, 3)), Some(0.0)).is_err());
+        assert!(Motion::from_flat(vec![0.0; 7], 2, None).is_err());
+        let m = Motion::from_flat((0..12).map(|v| v as f32).collect(), 2, Some(30.0)).unwrap();
+        assert_eq!((m.frames(), m.joints()), (2, 2));
+        assert_eq!(m.data()[[1, 0, 2]], 8.0);
+        assert_eq!(m.to_matrix()[[1, 5]], 11.0);
+    }
+
+    #[test]
+    fn finds_non_finite() {
+        let mut a = Array3::zeros((3, 2, 3));
+        a[[2, 1, 0]] = f32::NAN;
+        let err = Motion::new(a, None).unwrap().check_finite().unwrap_err();
+        assert!(
+            err.to_string().contains("frame 2, joint 1, axis 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn skeleton_checks_order_and_root() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(Skeleton::new(n(&["a", "b"]), vec![None, Some(0)], 0).is_ok());
+        assert!(Skeleton::new(n(&["a", "b"]), vec![Some(1), None], 0).is_err());
+        assert!(Skeleton::new(n(&["a", "b"]), vec![None, Some(0)], 2).is_err());
+        assert!(Skeleton::new(n(&["a"]), vec![None, None], 0).is_err());
+        let s = Skeleton::new(n(&["a", "b", "c"]), vec![None, Some(0), Some(1)], 0).unwrap();
+        assert_eq!(s.bones(), vec![(1, 0), (2, 1)]);
+        assert_eq!(s.index_of("c"), Some(2));
+    }
+}

@@ -1,0 +1,16 @@
+//! # haad: few-shot human action anomaly detection
+//!
+//! The method of *Few-shot Human Action Anomaly Detection via a Unified Contrastive Learning
+//! Framework* (Kamide et al., 2025), as a family of libraries. This crate only re-exports them:
+//!
+//! - [`motion`]: skeleton I/O, preprocessing, splits and the orthonormal DCT.
+//! - [`gcn`]: the Res-GCN action encoder.
+//! - [`diffusion`]: HumanMAC-style masked DCT completion (generative augmentation).
+//! - [`contrastive`]: the multi-positive contrastive loss and the trainer.
+//! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
+
+pub use haad_contrastive as contrastive;
+pub use haad_detect as detect;
+pub use haad_diffusion as diffusion;
+pub use haad_gcn as gcn;
+pub use haad_motion as motion;

@@ -172,6 +172,18 @@ impl Embedding for Embedder {
     }
 }
 
+/// The embedder a command line names: `"none"` gives `None` (baseline only); anything else is
+/// the directory of a saved encoder.
+pub fn load_embedder(arg: &str) -> Result<Option<Embedder>> {
+    if arg == "none" {
+        return Ok(None);
+    }
+    Err(DetectError::Config(format!(
+        "cannot load encoder {arg:?}: this build of haad-detect has no encoder embedder yet \
+         (it arrives with haad-gcn); use \"none\""
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,13 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use haad_motion::split::Split;
+use haad_motion::{Augmenter, Dataset};
+use indicatif::ProgressBar;
+
+use crate::embed::Embedder;
 use crate::error::{DetectError, Result};
-use crate::eval::Evaluation;
+use crate::eval::{evaluate, Evaluation, ValidEvalConfig};
 
 /// Which evaluation a [`Comparison`]'s top-level keys describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +71,35 @@ impl Comparison {
             source,
         })
     }
+}
+
+/// Runs the protocol for the raw-DCT baseline (T = 60, K = 10) and, if given, the encoder,
+/// with the same supports, seeds and support variants (`augmenter`, as in [`evaluate`]).
+/// `progress` (if given) is sized and advanced for both.
+pub fn compare(
+    dataset: &Dataset,
+    split: &Split,
+    encoder: Option<&Embedder>,
+    config: &ValidEvalConfig,
+    augmenter: Option<&dyn Augmenter>,
+    progress: Option<&ProgressBar>,
+) -> Result<Comparison> {
+    let runs = 1 + u64::from(encoder.is_some());
+    if let Some(p) = progress {
+        p.set_length(runs * (config.seeds * dataset.categories().len()) as u64);
+    }
+    let baseline = evaluate(
+        dataset,
+        split,
+        &Embedder::raw_dct(),
+        config,
+        augmenter,
+        progress,
+    )?;
+    let encoder = encoder
+        .map(|e| evaluate(dataset, split, e, config, augmenter, progress))
+        .transpose()?;
+    Ok(Comparison::new(baseline, encoder))
 }
 
 fn cell(mean: f64, std: f64) -> String {
@@ -273,6 +307,51 @@ mod tests {
         assert_eq!(v["top_level"], "baseline");
         assert_eq!(v["mean_auc"], v["baseline"]["mean_auc"]);
         assert!(solo.encoder().is_none());
+    }
+
+    #[test]
+    fn compare_runs_both_on_the_same_supports() {
+        use crate::embed::RawDctConfig;
+        use haad_motion::{Clip, Motion, Skeleton};
+        use ndarray::Array3;
+        let skel = Skeleton::new(vec!["a".into(), "b".into()], vec![None, Some(0)], 0).unwrap();
+        let mut clips = Vec::new();
+        for c in 0..3 {
+            for i in 0..6 {
+                let a = Array3::from_shape_fn((50 + i, 2, 3), |(t, j, x)| {
+                    (t as f32 * 0.07 * (c + 1) as f32 + i as f32).sin() * (j + x + 1) as f32
+                });
+                clips.push(Clip {
+                    motion: Motion::new(a, None).unwrap(),
+                    category: c,
+                    source: format!("{c}/{i}").into(),
+                });
+            }
+        }
+        let cats = vec!["x".into(), "y".into(), "z".into()];
+        let ds = Dataset::new(skel, cats, clips, vec![]).unwrap();
+        let split = Split::new(&ds, 0.8, &["z".to_string()]).unwrap();
+        let cfg = crate::eval::EvalConfig {
+            seeds: 2,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let other = Embedder::RawDct(
+            RawDctConfig {
+                frames: 60,
+                coefficients: 3,
+            }
+            .check()
+            .unwrap(),
+        );
+        let bar = ProgressBar::hidden();
+        let c = compare(&ds, &split, Some(&other), &cfg, None, Some(&bar)).unwrap();
+        assert_eq!(bar.position(), 12);
+        let base = evaluate(&ds, &split, &Embedder::raw_dct(), &cfg, None, None).unwrap();
+        let enc = evaluate(&ds, &split, &other, &cfg, None, None).unwrap();
+        assert_eq!(c.baseline, base);
+        assert_eq!(c.encoder(), Some(&enc));
     }
 
     #[test]

@@ -104,6 +104,42 @@ impl Scoring {
     }
 }
 
+impl std::fmt::Display for Scoring {
+    /// The command-line name: `mean_distance`, `min_distance`, `k_nearest:K`,
+    /// `mean_cosine_distance`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scoring::MeanDistance => f.write_str("mean_distance"),
+            Scoring::MinDistance => f.write_str("min_distance"),
+            Scoring::KNearest(k) => write!(f, "k_nearest:{k}"),
+            Scoring::MeanCosineDistance => f.write_str("mean_cosine_distance"),
+        }
+    }
+}
+
+impl std::str::FromStr for Scoring {
+    type Err = DetectError;
+
+    /// Parses the names [`Scoring`]'s `Display` writes.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "mean_distance" => Ok(Scoring::MeanDistance),
+            "min_distance" => Ok(Scoring::MinDistance),
+            "mean_cosine_distance" => Ok(Scoring::MeanCosineDistance),
+            _ => s
+                .strip_prefix("k_nearest:")
+                .and_then(|k| k.parse().ok())
+                .map(Scoring::KNearest)
+                .ok_or_else(|| {
+                    DetectError::Config(format!(
+                        "unknown scoring {s:?}; expected mean_distance, min_distance, \
+                         k_nearest:K or mean_cosine_distance"
+                    ))
+                }),
+        }
+    }
+}
+
 fn euclid(a: ArrayView1<'_, f32>, b: ArrayView1<'_, f32>) -> f64 {
     a.iter()
         .zip(b)
@@ -181,5 +217,16 @@ mod tests {
         assert_eq!(s, r#"{"k_nearest":3}"#);
         let m: Scoring = serde_json::from_str(r#""mean_distance""#).unwrap();
         assert_eq!(m, Scoring::MeanDistance);
+        for r in [
+            Scoring::MeanDistance,
+            Scoring::MinDistance,
+            Scoring::KNearest(5),
+            Scoring::MeanCosineDistance,
+        ] {
+            assert_eq!(r.to_string().parse::<Scoring>().unwrap(), r);
+        }
+        for bad in ["", "mean", "k_nearest:", "k_nearest:x", "k_nearest:-1"] {
+            assert!(bad.parse::<Scoring>().is_err(), "{bad}");
+        }
     }
 }

@@ -3,13 +3,13 @@
 use std::sync::Mutex;
 
 use candle_core::{Device, Tensor, D};
-use candle_nn::{BatchNorm, VarBuilder};
+use candle_nn::VarBuilder;
 use haad_motion::{dct::DctBasis, Motion};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::config::{EmbeddingLayer, Pooling, ValidEncoderConfig};
 use crate::error::{GcnError, Result};
-use crate::layers::{batch_norm_flat, GcBlock, GraphConv, BN_CONFIG};
+use crate::layers::{FlatBatchNorm, GcBlock, GraphConv};
 
 /// The Res-GCN encoder of the method (its reference implementation's layer names).
 ///
@@ -27,7 +27,7 @@ pub struct Encoder {
     config: ValidEncoderConfig,
     dct: Tensor,
     gc1: GraphConv,
-    bn1: BatchNorm,
+    bn1: FlatBatchNorm,
     blocks: Vec<GcBlock>,
     gc7: Option<GraphConv>,
     dropout_rng: Mutex<StdRng>,
@@ -45,7 +45,7 @@ impl Encoder {
             .analysis_tensor(vb.device())?
             .to_dtype(vb.dtype())?;
         let gc1 = GraphConv::new(j, fi, f, true, vb.pp("gc1"))?;
-        let bn1 = candle_nn::batch_norm(j * f, BN_CONFIG, vb.pp("bn1"))?;
+        let bn1 = FlatBatchNorm::new(j, f, vb.pp("bn1"))?;
         let blocks = (0..config.blocks)
             .map(|i| GcBlock::new(j, f, vb.pp("gcbs").pp(i)))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -101,18 +101,29 @@ impl Encoder {
     /// The DCT input features `X`, `[B, J, 3K]` (coordinate-major per joint), of clips
     /// `[B, T, J, 3]`.
     pub fn features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.node_features(xs)?.transpose(0, 1)?.contiguous()
+    }
+
+    /// The DCT input features in the node-major layout `[J, B, 3K]`.
+    fn node_features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let b = self.check_input(xs)?;
         let (t, j, k) = (
             self.config.frames,
             self.config.joints,
             self.config.dct_coefficients,
         );
-        // [K, T] x [B, T, 3J] -> [B, K, J, 3] -> [B, J, 3, K].
-        let coef = self.dct.broadcast_matmul(&xs.reshape((b, t, j * 3))?)?;
-        coef.reshape((b, k, j, 3))?
-            .permute((0, 2, 3, 1))?
+        // One product [K, T] x [T, B*3J] -> [K, B, J, 3] -> [J, B, 3, K].
+        let frames_first = xs
+            .reshape((b, t, j * 3))?
+            .transpose(0, 1)?
             .contiguous()?
-            .reshape((b, j, 3 * k))
+            .reshape((t, b * j * 3))?;
+        self.dct
+            .matmul(&frames_first)?
+            .reshape((k, b, j, 3))?
+            .permute((2, 1, 3, 0))?
+            .contiguous()?
+            .reshape((j, b, 3 * k))
     }
 
     fn dropout(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
@@ -131,7 +142,8 @@ impl Encoder {
         x.mul(&mask)
     }
 
-    /// The last residual block's output `[B, J, F]` and the output `[B, J, 3K]` (when built).
+    /// The last residual block's output `[J, B, F]` and the output `[J, B, 3K]` (when built),
+    /// node-major.
     fn feature_maps(
         &self,
         xs: &Tensor,
@@ -141,16 +153,16 @@ impl Encoder {
         if train && b < 2 {
             candle_core::bail!("training-mode BatchNorm needs at least 2 clips per batch, got {b}");
         }
-        let x = self.features(xs)?;
+        let x = self.node_features(xs)?;
         let mut y = self.gc1.forward(&x)?;
-        y = batch_norm_flat(&self.bn1, &y, train)?.tanh()?;
+        y = self.bn1.forward_t(&y, train)?.tanh()?;
         y = self.dropout(&y, train)?;
         for block in &self.blocks {
             let mut z = block.gc1.forward(&y)?;
-            z = batch_norm_flat(&block.bn1, &z, train)?.tanh()?;
+            z = block.bn1.forward_t(&z, train)?.tanh()?;
             z = self.dropout(&z, train)?;
             z = block.gc2.forward(&z)?;
-            z = batch_norm_flat(&block.bn2, &z, train)?.tanh()?;
+            z = block.bn2.forward_t(&z, train)?.tanh()?;
             z = self.dropout(&z, train)?;
             y = (z + y)?;
         }
@@ -165,7 +177,7 @@ impl Encoder {
     /// [`EmbeddingLayer::Output`], `[B, J, F]` for [`EmbeddingLayer::Hidden`].
     pub fn feature_map(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (hidden, out) = self.feature_maps(xs, train)?;
-        Ok(out.unwrap_or(hidden))
+        out.unwrap_or(hidden).transpose(0, 1)?.contiguous()
     }
 }
 
@@ -173,10 +185,11 @@ impl candle_nn::ModuleT for Encoder {
     /// `xs`: prepared clips `[B, T, J, 3]`; returns embeddings `[B, E]`. `train = true` uses
     /// batch statistics in BatchNorm (and updates the running ones) and applies dropout.
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let map = self.feature_map(xs, train)?;
+        let (hidden, out) = self.feature_maps(xs, train)?;
+        let map = out.unwrap_or(hidden); // [J, B, F]
         match self.config.pooling {
-            Pooling::MaxOverFeatures => map.max(D::Minus1),
-            Pooling::MaxOverJoints => map.max(1),
+            Pooling::MaxOverFeatures => map.max(D::Minus1)?.t()?.contiguous(),
+            Pooling::MaxOverJoints => map.max(0),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The building blocks: the graph convolution with a trainable adjacency, and the residual block.
 
-use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, BatchNormConfig, Init, ModuleT, VarBuilder};
+use candle_core::{Result, Tensor, Var};
+use candle_nn::{BatchNormConfig, Init, VarBuilder};
 
 /// BatchNorm settings of the reference code (PyTorch `BatchNorm1d` defaults).
 pub(crate) const BN_CONFIG: BatchNormConfig = BatchNormConfig {
@@ -80,15 +80,22 @@ impl GraphConv {
         self.bias.as_ref()
     }
 
-    /// `[B, J, F_in] -> [B, J, F_out]`.
+    /// `[J, B, F_in] -> [J, B, F_out]`, in the encoder's node-major layout.
+    ///
+    /// With the nodes outermost, both products are single matrix multiplications: `x W` is
+    /// `[J*B, F_in] x [F_in, F_out]` and `A (.)` is `[J, J] x [J, B*F]`. The cheaper order is
+    /// taken: `(A x) W` when `F_in < F_out`, else `A (x W)` (equal up to rounding).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, j, f_in) = x.dims3()?;
+        let (j, b, f_in) = x.dims3()?;
         let f_out = self.weight.dim(1)?;
-        let support = x
-            .reshape((b * j, f_in))?
-            .matmul(&self.weight)?
-            .reshape((b, j, f_out))?;
-        let y = self.att.broadcast_matmul(&support)?;
+        let y = if f_in < f_out {
+            let ax = self.att.matmul(&x.reshape((j, b * f_in))?)?;
+            ax.reshape((j * b, f_in))?.matmul(&self.weight)?
+        } else {
+            let support = x.reshape((j * b, f_in))?.matmul(&self.weight)?;
+            self.att.matmul(&support.reshape((j, b * f_out))?)?
+        };
+        let y = y.reshape((j, b, f_out))?;
         match &self.bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
@@ -96,12 +103,78 @@ impl GraphConv {
     }
 }
 
-/// A BatchNorm over the flattened `J * F` features of `[B, J, F]`, as the reference code's
-/// `BatchNorm1d(J * F)`.
-pub(crate) fn batch_norm_flat(bn: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
-    let (b, j, f) = x.dims3()?;
-    bn.forward_t(&x.reshape((b, j * f))?, train)?
-        .reshape((b, j, f))
+/// BatchNorm over the `J * F` features of the reference code's `BatchNorm1d(J * F)` on the
+/// flattened `[B, J*F]` map (feature index `j * F + f`), applied directly to the node-major
+/// `[J, B, F]` layout.
+///
+/// The variables are created by [`candle_nn::batch_norm`] (names `weight`, `bias`,
+/// `running_mean`, `running_var`, shape `[J*F]`; the running statistics are `Var`s of the
+/// var map, updated in place). The forward is our own because candle's expects the features on
+/// dimension 1; it folds the statistics into one scale and shift,
+/// `y = x * (gamma / sqrt(var + eps)) + (beta - mean * gamma / sqrt(var + eps))`.
+/// Training uses the batch mean and biased variance and updates the running statistics with
+/// momentum 0.1 and the unbiased variance (as PyTorch); eval uses the running statistics.
+#[derive(Debug, Clone)]
+pub struct FlatBatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl FlatBatchNorm {
+    /// Builds the layer for `joints * features` flattened features under `vb`.
+    pub fn new(joints: usize, features: usize, vb: VarBuilder) -> Result<Self> {
+        let bn = candle_nn::batch_norm(joints * features, BN_CONFIG, vb)?;
+        let (weight, bias) = bn
+            .weight_and_bias()
+            .map(|(w, b)| (w.clone(), b.clone()))
+            .ok_or_else(|| candle_core::Error::Msg("batch norm without affine".into()))?;
+        Ok(Self {
+            weight,
+            bias,
+            // `Var::from_tensor` of a var's tensor shares its storage: updates reach the var map.
+            running_mean: Var::from_tensor(bn.running_mean())?,
+            running_var: Var::from_tensor(bn.running_var())?,
+            eps: bn.eps(),
+            momentum: bn.momentum(),
+        })
+    }
+
+    /// `[J, B, F] -> [J, B, F]`; `train` uses batch statistics and updates the running ones.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (j, b, f) = x.dims3()?;
+        let stat_shape = (j, 1, f);
+        let (mean, var) = if train {
+            if b < 2 {
+                candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
+            }
+            let mean = x.mean_keepdim(1)?;
+            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+            let m = self.momentum;
+            let new_mean = ((self.running_mean.as_detached_tensor() * (1.0 - m))?
+                + (mean.detach().flatten_all()? * m)?)?;
+            let unbiased = b as f64 / (b as f64 - 1.0);
+            let new_var = ((self.running_var.as_detached_tensor() * (1.0 - m))?
+                + (var.detach().flatten_all()? * (m * unbiased))?)?;
+            self.running_mean.set(&new_mean)?;
+            self.running_var.set(&new_var)?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.as_detached_tensor().reshape(stat_shape)?,
+                self.running_var.as_detached_tensor().reshape(stat_shape)?,
+            )
+        };
+        let scale = self
+            .weight
+            .reshape(stat_shape)?
+            .div(&(var + self.eps)?.sqrt()?)?;
+        let shift = self.bias.reshape(stat_shape)?.sub(&mean.mul(&scale)?)?;
+        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+    }
 }
 
 /// A residual block: `[GC(F -> F, no bias) -> BatchNorm(J*F) -> tanh -> dropout] x 2`, plus the
@@ -109,9 +182,9 @@ pub(crate) fn batch_norm_flat(bn: &BatchNorm, x: &Tensor, train: bool) -> Result
 #[derive(Debug, Clone)]
 pub struct GcBlock {
     pub(crate) gc1: GraphConv,
-    pub(crate) bn1: BatchNorm,
+    pub(crate) bn1: FlatBatchNorm,
     pub(crate) gc2: GraphConv,
-    pub(crate) bn2: BatchNorm,
+    pub(crate) bn2: FlatBatchNorm,
 }
 
 impl GcBlock {
@@ -119,9 +192,9 @@ impl GcBlock {
     pub fn new(joints: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             gc1: GraphConv::new(joints, hidden, hidden, false, vb.pp("gc1"))?,
-            bn1: candle_nn::batch_norm(joints * hidden, BN_CONFIG, vb.pp("bn1"))?,
+            bn1: FlatBatchNorm::new(joints, hidden, vb.pp("bn1"))?,
             gc2: GraphConv::new(joints, hidden, hidden, false, vb.pp("gc2"))?,
-            bn2: candle_nn::batch_norm(joints * hidden, BN_CONFIG, vb.pp("bn2"))?,
+            bn2: FlatBatchNorm::new(joints, hidden, vb.pp("bn2"))?,
         })
     }
 }

@@ -272,6 +272,61 @@ mod tests {
     }
 
     #[test]
+    fn encoder_detector_scores_with_the_models_embeddings() {
+        use candle_core::Device;
+        use haad_gcn::{EncoderConfig, EncoderModel};
+        let cfg = EncoderConfig {
+            joints: 4,
+            hidden: 8,
+            blocks: 1,
+            ..Default::default()
+        };
+        let model = EncoderModel::new(&cfg, 3, &Device::Cpu).unwrap();
+        let input = InputSpec {
+            joints: 4,
+            root: 2,
+            min_frames: 1,
+        };
+        let normal = [
+            clip(0.10, 70, 0.0),
+            clip(0.11, 65, 1.0),
+            clip(0.12, 80, -2.0),
+        ];
+        let prepared: Vec<Motion> = normal
+            .iter()
+            .map(|c| haad_motion::preprocess::prepare(c, 60, 2).unwrap())
+            .collect();
+        let support = model.embed(&prepared).unwrap();
+        let probe = clip(0.5, 40, 3.0);
+        let q = model
+            .embed(&[haad_motion::preprocess::prepare(&probe, 60, 2).unwrap()])
+            .unwrap();
+        let want = Scoring::MeanDistance
+            .score(support.view(), q.row(0))
+            .unwrap();
+        let d = Detector::fit(
+            Embedder::encoder(model),
+            input.clone(),
+            Scoring::MeanDistance,
+            &normal,
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.support().embeddings(), support);
+        assert_eq!(d.score(&probe).unwrap(), want);
+        // The encoder is built for 4 joints: another input spec is refused.
+        let five = InputSpec { joints: 5, ..input };
+        let err = Detector::new(
+            d.embedder().clone(),
+            five,
+            Scoring::MeanDistance,
+            d.support().clone(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, DetectError::Config(_)), "{err}");
+    }
+
+    #[test]
     fn scores_from_many_threads_match() {
         let d = Arc::new(detector());
         let clips: Vec<Motion> = (0..8)

@@ -1,6 +1,11 @@
 //! Embedding methods: the [`Embedding`] trait, the raw-DCT baseline [`RawDct`] and the closed
 //! set of methods a detector can use, [`Embedder`].
 
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+use haad_gcn::EncoderModel;
 use haad_motion::{dct::DctBasis, preprocess::DEFAULT_FRAMES, Motion};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -125,13 +130,32 @@ impl Embedding for RawDct {
     }
 }
 
+impl Embedding for EncoderModel {
+    fn frames(&self) -> usize {
+        self.config.frames
+    }
+
+    fn joints(&self) -> Option<usize> {
+        Some(self.config.joints)
+    }
+
+    fn dim(&self, _joints: usize) -> usize {
+        self.config.embedding_dim()
+    }
+
+    fn embed_prepared(&self, clips: &[Motion]) -> Result<Array2<f32>> {
+        Ok(self.embed(clips)?)
+    }
+}
+
 /// The embedding methods a detector can use.
-///
-/// The learned encoder of haad-gcn joins as a second variant once that crate is available.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub enum Embedder {
     /// The raw-DCT baseline.
     RawDct(RawDct),
+    /// A learned Res-GCN encoder (eval mode), shared: cloning the embedder (or a detector)
+    /// does not copy the weights.
+    Encoder(Arc<EncoderModel>),
 }
 
 impl Embedder {
@@ -140,18 +164,66 @@ impl Embedder {
         Embedder::RawDct(RawDct::default())
     }
 
+    /// A learned encoder.
+    pub fn encoder(model: EncoderModel) -> Self {
+        Embedder::Encoder(Arc::new(model))
+    }
+
     /// A short human-readable name of the method ("raw_dct", "encoder").
     pub fn name(&self) -> &'static str {
         match self {
             Embedder::RawDct(_) => "raw_dct",
+            Embedder::Encoder(_) => "encoder",
         }
     }
 
     fn inner(&self) -> &dyn Embedding {
         match self {
             Embedder::RawDct(e) => e,
+            Embedder::Encoder(m) => m.as_ref(),
         }
     }
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Embedder::RawDct(e) => f.debug_tuple("RawDct").field(&e.config()).finish(),
+            Embedder::Encoder(m) => f
+                .debug_struct("Encoder")
+                .field("config", &*m.config)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl PartialEq for Embedder {
+    /// Raw-DCT embedders are equal when their settings are; encoders when their configs and
+    /// every variable (weights and BatchNorm statistics) are equal.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Embedder::RawDct(a), Embedder::RawDct(b)) => a == b,
+            (Embedder::Encoder(a), Embedder::Encoder(b)) => {
+                Arc::ptr_eq(a, b) || (a.config == b.config && same_vars(a, b))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn same_vars(a: &EncoderModel, b: &EncoderModel) -> bool {
+    let (va, vb) = (a.named_vars(), b.named_vars());
+    let values = |v: &candle_core::Var| -> Option<Vec<f32>> {
+        v.as_tensor()
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .ok()
+    };
+    va.len() == vb.len()
+        && va.iter().zip(&vb).all(|((na, xa), (nb, xb))| {
+            na == nb && xa.dims() == xb.dims() && values(xa).is_some() && values(xa) == values(xb)
+        })
 }
 
 impl Embedding for Embedder {
@@ -173,15 +245,13 @@ impl Embedding for Embedder {
 }
 
 /// The embedder a command line names: `"none"` gives `None` (baseline only); anything else is
-/// the directory of a saved encoder.
-pub fn load_embedder(arg: &str) -> Result<Option<Embedder>> {
+/// the directory of an encoder saved by `EncoderModel::save`, loaded onto `device`.
+pub fn load_embedder(arg: &str, device: &Device) -> Result<Option<Embedder>> {
     if arg == "none" {
         return Ok(None);
     }
-    Err(DetectError::Config(format!(
-        "cannot load encoder {arg:?}: this build of haad-detect has no encoder embedder yet \
-         (it arrives with haad-gcn); use \"none\""
-    )))
+    let model = EncoderModel::load(Path::new(arg), device)?;
+    Ok(Some(Embedder::encoder(model)))
 }
 
 #[cfg(test)]

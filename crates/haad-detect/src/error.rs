@@ -100,6 +100,9 @@ pub enum DetectError {
     /// Reading, preprocessing or augmenting motion failed.
     #[error(transparent)]
     Motion(#[from] haad_motion::MotionError),
+    /// The learned encoder failed (loading, embedding).
+    #[error(transparent)]
+    Gcn(#[from] haad_gcn::GcnError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

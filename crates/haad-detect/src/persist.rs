@@ -4,7 +4,8 @@
 //! Layout of `DIR`:
 //! - `detector.json`: format version, embedder kind and its settings, input spec
 //!   (joints, root, min_frames), scoring rule, and the support set's shape and row origins;
-//! - `support.safetensors`: the support embeddings, tensor `embeddings`, f32 `[M, E]`.
+//! - `support.safetensors`: the support embeddings, tensor `embeddings`, f32 `[M, E]`;
+//! - `encoder/` (encoder detectors only): the encoder as `EncoderModel::save` writes it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const CONFIG_FILE: &str = "detector.json";
 /// The support embeddings inside a detector directory.
 pub const SUPPORT_FILE: &str = "support.safetensors";
+/// The encoder's folder inside a detector directory (encoder detectors only).
+pub const ENCODER_DIR: &str = "encoder";
 
 /// Which embedder a saved detector uses, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +36,11 @@ pub const SUPPORT_FILE: &str = "support.safetensors";
 pub enum EmbedderSpec {
     /// The raw-DCT baseline.
     RawDct(RawDctConfig),
+    /// A learned encoder, saved in the folder `dir` (relative to the detector directory).
+    Encoder {
+        /// The encoder's folder, [`ENCODER_DIR`].
+        dir: String,
+    },
 }
 
 /// Shape and row origins of a saved support set.
@@ -76,6 +84,12 @@ impl Detector {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let embedder = match self.embedder() {
             Embedder::RawDct(e) => EmbedderSpec::RawDct(e.config()),
+            Embedder::Encoder(m) => {
+                m.save(&dir.join(ENCODER_DIR))?;
+                EmbedderSpec::Encoder {
+                    dir: ENCODER_DIR.to_string(),
+                }
+            }
         };
         let s = self.support();
         let config = SavedConfig {
@@ -104,8 +118,13 @@ impl Detector {
         Ok(())
     }
 
-    /// Reads a detector written by [`Detector::save`].
+    /// Reads a detector written by [`Detector::save`] (an encoder goes onto the CPU).
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    /// Reads a detector written by [`Detector::save`], putting an encoder onto `device`.
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         let config: SavedConfig =
@@ -124,6 +143,23 @@ impl Detector {
         }
         let embedder = match config.embedder {
             EmbedderSpec::RawDct(c) => Embedder::RawDct(c.check()?),
+            EmbedderSpec::Encoder { dir: sub } => {
+                let sub = Path::new(&sub);
+                if sub.is_absolute()
+                    || sub
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(saved(
+                        &path,
+                        format!(
+                            "encoder folder {} must lie inside the detector directory",
+                            sub.display()
+                        ),
+                    ));
+                }
+                Embedder::encoder(haad_gcn::EncoderModel::load(&dir.join(sub), device)?)
+            }
         };
         let spath = dir.join(SUPPORT_FILE);
         let tensors =
@@ -224,6 +260,48 @@ mod tests {
             back.score_batch(&probes).unwrap(),
             d.score_batch(&probes).unwrap()
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn encoder_detector_round_trips() {
+        let cfg = haad_gcn::EncoderConfig {
+            joints: 3,
+            hidden: 8,
+            blocks: 1,
+            ..Default::default()
+        };
+        let model = haad_gcn::EncoderModel::new(&cfg, 7, &Device::Cpu).unwrap();
+        let d = Detector::fit(
+            Embedder::encoder(model),
+            InputSpec {
+                joints: 3,
+                root: 0,
+                min_frames: 1,
+            },
+            Scoring::MeanDistance,
+            &[clip(0.1, 70), clip(0.15, 50), clip(0.12, 61)],
+            None,
+        )
+        .unwrap();
+        let dir = tmp("encoder");
+        d.save(&dir).unwrap();
+        assert!(dir.join(ENCODER_DIR).join("encoder.safetensors").is_file());
+        let back = Detector::load(&dir).unwrap();
+        assert_eq!(back, d);
+        let probes: Vec<Motion> = (1..6).map(|i| clip(0.09 * i as f32, 66)).collect();
+        let scores = d.score_batch(&probes).unwrap();
+        assert_eq!(back.score_batch(&probes).unwrap(), scores);
+        assert!(scores.windows(2).any(|w| w[0] != w[1]), "{scores:?}");
+        // A different encoder (other seed) is not equal.
+        let other = Detector::new(
+            Embedder::encoder(haad_gcn::EncoderModel::new(&cfg, 8, &Device::Cpu).unwrap()),
+            d.input().clone(),
+            d.scoring(),
+            d.support().clone(),
+        )
+        .unwrap();
+        assert_ne!(other, d);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -24,9 +24,11 @@ pub mod io;
 pub mod motion;
 pub mod preprocess;
 pub mod split;
+pub mod stats;
 
 pub use augment::Augmenter;
 pub use dataset::{Clip, Dataset, Skipped};
 pub use error::{MotionError, Result};
 pub use io::{load, DataFormat};
 pub use motion::{Motion, Skeleton};
+pub use stats::DatasetStats;

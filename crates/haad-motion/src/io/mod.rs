@@ -114,12 +114,21 @@ pub fn load(format: DataFormat, path: impl AsRef<Path>) -> Result<Dataset> {
 /// Why a parsed clip cannot be used, or `None` when it can: every coordinate zero (a failed
 /// recording) or a non-finite coordinate.
 pub fn unusable_reason(motion: &Motion) -> Option<String> {
-    if let Some(((t, j, c), v)) = motion.data().indexed_iter().find(|(_, v)| !v.is_finite()) {
+    let data = motion.data();
+    let all_finite = data
+        .as_slice()
+        .map_or_else(|| data.iter().all(|v| v.is_finite()), |s| s.iter().all(|v| v.is_finite()));
+    if all_finite {
+        // Fall through to the zero check.
+    } else if let Some(((t, j, c), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Some(format!(
             "non-finite coordinate {v} at frame {t}, joint {j}, axis {c}"
         ));
     }
-    if motion.is_all_zero() {
+    let all_zero = data
+        .as_slice()
+        .map_or_else(|| motion.is_all_zero(), |s| s.iter().all(|&v| v == 0.0));
+    if all_zero {
         return Some(format!(
             "all coordinates are zero in all {} frames (a failed recording)",
             motion.frames()

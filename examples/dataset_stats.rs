@@ -51,7 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         json["load_seconds"] = seconds.into();
         println!("{json}");
     } else {
-        println!("{} ({}), loaded in {seconds:.3} s", args.data.display(), args.format);
+        println!(
+            "{} ({}), loaded in {seconds:.3} s",
+            args.data.display(),
+            args.format
+        );
         println!("{stats}");
     }
     Ok(())

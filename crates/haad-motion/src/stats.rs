@@ -59,7 +59,11 @@ impl DatasetStats {
                 total: frames.iter().sum(),
             }
         });
-        let mut fps: Vec<f32> = dataset.clips().iter().filter_map(|c| c.motion.fps()).collect();
+        let mut fps: Vec<f32> = dataset
+            .clips()
+            .iter()
+            .filter_map(|c| c.motion.fps())
+            .collect();
         fps.sort_by(f32::total_cmp);
         fps.dedup();
         let skeleton = dataset.skeleton();
@@ -74,7 +78,11 @@ impl DatasetStats {
                 .collect(),
             frames: frame_stats,
             fps,
-            clips_without_fps: dataset.clips().iter().filter(|c| c.motion.fps().is_none()).count(),
+            clips_without_fps: dataset
+                .clips()
+                .iter()
+                .filter(|c| c.motion.fps().is_none())
+                .count(),
             root: skeleton.names()[skeleton.root()].clone(),
             skipped: dataset.skipped().to_vec(),
         }
@@ -127,9 +135,19 @@ impl fmt::Display for DatasetStats {
         } else {
             String::new()
         };
-        let fps = if fps.is_empty() { "unknown".into() } else { fps.join(", ") };
+        let fps = if fps.is_empty() {
+            "unknown".into()
+        } else {
+            fps.join(", ")
+        };
         writeln!(f, "frame rate: {fps}{unknown}")?;
-        let width = self.categories.iter().map(|(n, _)| n.len()).max().unwrap_or(8).max(8);
+        let width = self
+            .categories
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(8)
+            .max(8);
         writeln!(f, "{:<width$}  clips", "category")?;
         for (name, count) in &self.categories {
             writeln!(f, "{name:<width$}  {count:>5}")?;
@@ -164,7 +182,12 @@ mod tests {
         let ds = Dataset::new(
             skel,
             vec!["b".into(), "a".into()],
-            vec![clip(5, 0, Some(30.0)), clip(2, 1, None), clip(9, 1, Some(15.0)), clip(4, 1, Some(30.0))],
+            vec![
+                clip(5, 0, Some(30.0)),
+                clip(2, 1, None),
+                clip(9, 1, Some(15.0)),
+                clip(4, 1, Some(30.0)),
+            ],
             vec![Skipped {
                 path: "z".into(),
                 reason: "all zero".into(),
@@ -172,7 +195,15 @@ mod tests {
         )
         .unwrap();
         let s = DatasetStats::of(&ds);
-        assert_eq!(s.frames.unwrap(), FrameStats { min: 2, median: 4.5, max: 9, total: 20 });
+        assert_eq!(
+            s.frames.unwrap(),
+            FrameStats {
+                min: 2,
+                median: 4.5,
+                max: 9,
+                total: 20
+            }
+        );
         assert_eq!(s.fps, vec![15.0, 30.0]);
         assert_eq!(s.clips_without_fps, 1);
         let j = s.to_json();

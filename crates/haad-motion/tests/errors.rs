@@ -28,7 +28,11 @@ fn load_err(format: DataFormat, path: &Path) -> String {
 #[test]
 fn truncated_msr_file() {
     let dir = temp("msr-trunc");
-    let text: String = msr_rows(3).lines().take(47).map(|l| format!("{l}\n")).collect();
+    let text: String = msr_rows(3)
+        .lines()
+        .take(47)
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(dir.join("a02_s01_e01_skeleton3D.txt"), text).unwrap();
     let err = load_err(DataFormat::Msr, &dir);
     assert!(err.contains("a02_s01_e01_skeleton3D.txt:47:"), "{err}");
@@ -50,7 +54,10 @@ fn msr_file_with_a_non_numeric_token() {
     std::fs::write(dir.join("a01_s02_e03_skeleton3D.txt"), fixed).unwrap();
     let err = load_err(DataFormat::Msr, &dir);
     assert!(err.contains("a01_s02_e03_skeleton3D.txt:3:"), "{err}");
-    assert!(err.contains("not a number") && err.contains("\"abc\""), "{err}");
+    assert!(
+        err.contains("not a number") && err.contains("\"abc\""),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -60,7 +67,10 @@ fn msr_row_with_three_values() {
     let text = msr_rows(1).replacen("0.5 2.0 1.0", "0.5 2.0", 1);
     std::fs::write(dir.join("a01_s01_e01_skeleton3D.txt"), text).unwrap();
     let err = load_err(DataFormat::Msr, &dir);
-    assert!(err.contains("a01_s01_e01_skeleton3D.txt:1:") && err.contains("found 3"), "{err}");
+    assert!(
+        err.contains("a01_s01_e01_skeleton3D.txt:1:") && err.contains("found 3"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -102,9 +112,16 @@ fn bvh_with_a_missing_brace() {
     assert!(err.contains("walk.bvh:"), "{err}");
     assert!(err.contains("`}` closing joint Hips"), "{err}");
     // An opening brace missing is named too.
-    std::fs::write(&file, BVH.replacen("JOINT Spine\n  {\n", "JOINT Spine\n", 1)).unwrap();
+    std::fs::write(
+        &file,
+        BVH.replacen("JOINT Spine\n  {\n", "JOINT Spine\n", 1),
+    )
+    .unwrap();
     let err = load_err(DataFormat::Bvh, &file);
-    assert!(err.contains("walk.bvh:7:") && err.contains("opening joint Spine"), "{err}");
+    assert!(
+        err.contains("walk.bvh:7:") && err.contains("opening joint Spine"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -114,7 +131,10 @@ fn bvh_with_a_short_frame() {
     let file = dir.join("run.bvh");
     std::fs::write(&file, BVH.replace("0 1 1 0 0 0 0 10 0", "0 1 1 0 0 0 0 10")).unwrap();
     let err = load_err(DataFormat::Bvh, &file);
-    assert!(err.contains("run.bvh:20:") && err.contains("8 values"), "{err}");
+    assert!(
+        err.contains("run.bvh:20:") && err.contains("8 values"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -125,18 +145,32 @@ fn npy_of_the_wrong_rank() {
     std::fs::create_dir_all(&cat).unwrap();
     write_npy(cat.join("clip.npy"), &Array2::<f32>::ones((5, 3))).unwrap();
     let err = load_err(DataFormat::Folder, &dir);
-    assert!(err.contains("clip.npy") && err.contains("rank 2") && err.contains("[5, 3]"), "{err}");
+    assert!(
+        err.contains("clip.npy") && err.contains("rank 2") && err.contains("[5, 3]"),
+        "{err}"
+    );
     // The same through the HumanAct12 loader.
-    write_npy(dir.join("P01G01R01F0001T0010A0101.npy"), &Array2::<f64>::ones((5, 3))).unwrap();
+    write_npy(
+        dir.join("P01G01R01F0001T0010A0101.npy"),
+        &Array2::<f64>::ones((5, 3)),
+    )
+    .unwrap();
     let err = load_err(DataFormat::HumanAct12, &dir);
-    assert!(err.contains("P01G01R01F0001T0010A0101.npy") && err.contains("rank 2"), "{err}");
+    assert!(
+        err.contains("P01G01R01F0001T0010A0101.npy") && err.contains("rank 2"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn npy_with_wrong_joints_or_element_type() {
     let dir = temp("npy-joints");
-    write_npy(dir.join("P01G01R01F0001T0010A0101.npy"), &Array3::<f32>::ones((4, 20, 3))).unwrap();
+    write_npy(
+        dir.join("P01G01R01F0001T0010A0101.npy"),
+        &Array3::<f32>::ones((4, 20, 3)),
+    )
+    .unwrap();
     let err = load_err(DataFormat::HumanAct12, &dir);
     assert!(err.contains("A0101.npy") && err.contains("24"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -145,7 +179,10 @@ fn npy_with_wrong_joints_or_element_type() {
     std::fs::create_dir_all(&cat).unwrap();
     write_npy(cat.join("ints.npy"), &Array3::<i32>::ones((4, 2, 3))).unwrap();
     let err = load_err(DataFormat::Folder, &dir);
-    assert!(err.contains("ints.npy") && err.contains("neither f32 nor f64"), "{err}");
+    assert!(
+        err.contains("ints.npy") && err.contains("neither f32 nor f64"),
+        "{err}"
+    );
     std::fs::write(cat.join("ints.npy"), b"\x93NUMPY garbage").unwrap();
     let err = load_err(DataFormat::Folder, &dir);
     assert!(err.contains("ints.npy") && err.contains(".npy"), "{err}");
@@ -174,9 +211,16 @@ fn bandai_clip_without_labels() {
     std::fs::write(dir.join("data/take_001.bvh"), BVH).unwrap();
     let err = load_err(DataFormat::Bandai, &dir);
     assert!(err.contains("take_001.json"), "{err}");
-    std::fs::write(dir.join("data/take_001.json"), r#"{"content": 2, "style": 0}"#).unwrap();
+    std::fs::write(
+        dir.join("data/take_001.json"),
+        r#"{"content": 2, "style": 0}"#,
+    )
+    .unwrap();
     let err = load_err(DataFormat::Bandai, &dir);
-    assert!(err.contains("take_001.json") && err.contains("content id 2 out of range"), "{err}");
+    assert!(
+        err.contains("take_001.json") && err.contains("content id 2 out of range"),
+        "{err}"
+    );
     std::fs::write(dir.join("data/take_001.json"), r#"{"content": "walk"}"#).unwrap();
     let err = load_err(DataFormat::Bandai, &dir);
     assert!(err.contains("take_001.json:1:"), "{err}");

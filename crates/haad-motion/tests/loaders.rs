@@ -30,11 +30,19 @@ fn names_of(paths: &[PathBuf]) -> Vec<String> {
 #[test]
 fn humanact12_labels_from_the_a_code() {
     let dir = temp("ha12");
-    write_npy(dir.join("P01G01R01F0069T0143A0102.npy"), &ramp(5, 24, 1.0).mapv(|v| v as f32)).unwrap();
+    write_npy(
+        dir.join("P01G01R01F0069T0143A0102.npy"),
+        &ramp(5, 24, 1.0).mapv(|v| v as f32),
+    )
+    .unwrap();
     write_npy(dir.join("P02G01R01F0001T0040A1201.npy"), &ramp(7, 24, 2.0)).unwrap();
     write_npy(dir.join("P03G01R01F0001T0040A1203.npy"), &ramp(3, 24, 3.0)).unwrap();
     write_npy(dir.join("P04G01R01F0001T0040A1301.npy"), &ramp(3, 24, 3.0)).unwrap();
-    write_npy(dir.join("P05G01R01F0001T0040A0501.npy"), &Array3::<f32>::zeros((3, 24, 3))).unwrap();
+    write_npy(
+        dir.join("P05G01R01F0001T0040A0501.npy"),
+        &Array3::<f32>::zeros((3, 24, 3)),
+    )
+    .unwrap();
     write_npy(dir.join("mean.npy"), &ramp(3, 24, 3.0)).unwrap();
     std::fs::write(dir.join("README.txt"), "not a clip").unwrap();
     let ds = io::load(DataFormat::HumanAct12, &dir).unwrap();
@@ -51,11 +59,18 @@ fn humanact12_labels_from_the_a_code() {
     assert_eq!(c.motion.frames(), 7);
     assert_eq!(c.motion.fps(), None);
     // f64 input is read and stored as f32.
-    assert_eq!(c.motion.data()[[6, 23, 2]], (2.0 + 6.0 + 0.23 + 0.002) as f32);
+    assert_eq!(
+        c.motion.data()[[6, 23, 2]],
+        (2.0 + 6.0 + 0.23 + 0.002) as f32
+    );
     let skipped: Vec<PathBuf> = ds.skipped().iter().map(|s| s.path.clone()).collect();
     assert_eq!(
         names_of(&skipped),
-        ["P04G01R01F0001T0040A1301.npy", "P05G01R01F0001T0040A0501.npy", "mean.npy"]
+        [
+            "P04G01R01F0001T0040A1301.npy",
+            "P05G01R01F0001T0040A0501.npy",
+            "mean.npy"
+        ]
     );
     assert!(ds.skipped()[0].reason.contains("A13"));
     assert!(ds.skipped()[1].reason.contains("zero"));
@@ -66,11 +81,21 @@ fn humanact12_labels_from_the_a_code() {
 fn msr_skips_zero_nan_empty_and_misnamed_files() {
     let dir = temp("msr");
     let rows = |frames: usize, v: &str| -> String {
-        (0..frames * 20).map(|i| format!("{i}e-3 {v} 2.5 1\n")).collect()
+        (0..frames * 20)
+            .map(|i| format!("{i}e-3 {v} 2.5 1\n"))
+            .collect()
     };
     std::fs::write(dir.join("a03_s01_e01_skeleton3D.txt"), rows(2, "0.5")).unwrap();
-    std::fs::write(dir.join("a20_s10_e03_skeleton3D.txt"), rows(3, "0.5") + "\n\n").unwrap();
-    std::fs::write(dir.join("a13_s09_e02_skeleton3D.txt"), "0 0 0 0\n".repeat(40)).unwrap();
+    std::fs::write(
+        dir.join("a20_s10_e03_skeleton3D.txt"),
+        rows(3, "0.5") + "\n\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("a13_s09_e02_skeleton3D.txt"),
+        "0 0 0 0\n".repeat(40),
+    )
+    .unwrap();
     std::fs::write(dir.join("a01_s01_e02_skeleton3D.txt"), rows(1, "nan")).unwrap();
     std::fs::write(dir.join("a01_s01_e03_skeleton3D.txt"), "").unwrap();
     std::fs::write(dir.join("a21_s01_e01_skeleton3D.txt"), rows(1, "0.5")).unwrap();
@@ -83,11 +108,19 @@ fn msr_skips_zero_nan_empty_and_misnamed_files() {
     assert_eq!(ds.clips()[1].motion.frames(), 3);
     // Row 2 of frame 1 (line 23) is joint 2: x = 22e-3, y = 0.5, z = 2.5; confidence dropped.
     let m = ds.clips()[1].motion.data();
-    assert_eq!([m[[1, 2, 0]], m[[1, 2, 1]], m[[1, 2, 2]]], [0.022, 0.5, 2.5]);
+    assert_eq!(
+        [m[[1, 2, 0]], m[[1, 2, 1]], m[[1, 2, 2]]],
+        [0.022, 0.5, 2.5]
+    );
     let reasons: Vec<(String, &str)> = ds
         .skipped()
         .iter()
-        .map(|s| (names_of(&[s.path.clone()])[0].clone(), s.reason.as_str()))
+        .map(|s| {
+            (
+                names_of(std::slice::from_ref(&s.path))[0].clone(),
+                s.reason.as_str(),
+            )
+        })
         .collect();
     assert_eq!(reasons.len(), 5, "{reasons:?}");
     let find = |n: &str| reasons.iter().find(|r| r.0 == n).unwrap().1;
@@ -106,7 +139,11 @@ fn folder_of_npy_with_and_without_skeleton_json() {
         std::fs::create_dir_all(dir.join(cat)).unwrap();
         let a = ramp(4, 3, base);
         if clip == "a" {
-            write_npy(dir.join(cat).join(format!("{clip}.npy")), &a.mapv(|v| v as f32)).unwrap();
+            write_npy(
+                dir.join(cat).join(format!("{clip}.npy")),
+                &a.mapv(|v| v as f32),
+            )
+            .unwrap();
         } else {
             write_npy(dir.join(cat).join(format!("{clip}.npy")), &a).unwrap();
         }
@@ -133,9 +170,16 @@ fn folder_of_npy_with_and_without_skeleton_json() {
     assert_eq!(ds.skeleton().names()[ds.skeleton().root()], "pelvis");
     assert_eq!(ds.skeleton().bones(), vec![(0, 1), (2, 0)]);
 
-    std::fs::write(dir.join("skeleton.json"), r#"{"names": ["a", "b", "c"], "parents": [1, 0, null]}"#).unwrap();
+    std::fs::write(
+        dir.join("skeleton.json"),
+        r#"{"names": ["a", "b", "c"], "parents": [1, 0, null]}"#,
+    )
+    .unwrap();
     let err = io::load(DataFormat::Folder, &dir).unwrap_err().to_string();
-    assert!(err.contains("skeleton.json") && err.contains("cycle"), "{err}");
+    assert!(
+        err.contains("skeleton.json") && err.contains("cycle"),
+        "{err}"
+    );
     std::fs::write(dir.join("skeleton.json"), r#"{"names": ["a", "b"]}"#).unwrap();
     let err = io::load(DataFormat::Folder, &dir).unwrap_err().to_string();
     assert!(err.contains(".npy") && err.contains("2 joints"), "{err}");
@@ -161,7 +205,11 @@ fn dummy_root_bvh(frames: usize, step: f64) -> String {
 #[test]
 fn bvh_folders_detect_the_moving_root() {
     let dir = temp("folder-bvh");
-    for (cat, name, step) in [("left", "x.bvh", 0.5), ("right", "y.bvh", -0.5), ("right", "z.bvh", 0.1)] {
+    for (cat, name, step) in [
+        ("left", "x.bvh", 0.5),
+        ("right", "y.bvh", -0.5),
+        ("right", "z.bvh", 0.1),
+    ] {
         std::fs::create_dir_all(dir.join(cat)).unwrap();
         std::fs::write(dir.join(cat).join(name), dummy_root_bvh(5, step)).unwrap();
     }
@@ -185,9 +233,16 @@ fn bvh_folders_detect_the_moving_root() {
     assert_eq!(one.clips().len(), 1);
 
     // A hierarchy that differs from the first file's is an error naming both files.
-    std::fs::write(dir.join("right/z.bvh"), dummy_root_bvh(5, 0.1).replace("Head", "Neck")).unwrap();
+    std::fs::write(
+        dir.join("right/z.bvh"),
+        dummy_root_bvh(5, 0.1).replace("Head", "Neck"),
+    )
+    .unwrap();
     let err = io::load(DataFormat::Folder, &dir).unwrap_err().to_string();
-    assert!(err.contains("z.bvh") && err.contains("x.bvh") && err.contains("Neck"), "{err}");
+    assert!(
+        err.contains("z.bvh") && err.contains("x.bvh") && err.contains("Neck"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -75,7 +75,12 @@ fn msr_action3d_loads_566_clips_of_20_actions() {
     for clip in ds.clips() {
         assert_eq!(clip.motion.fps(), Some(15.0));
         // The category comes from the file name's action number.
-        let name = clip.source.file_name().unwrap().to_string_lossy().into_owned();
+        let name = clip
+            .source
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let action: usize = name[1..3].parse().unwrap();
         assert_eq!(clip.category, action - 1, "{name}");
     }
@@ -96,7 +101,8 @@ fn bandai_loads_10_contents_of_28_clips_rooted_at_hips() {
     assert_eq!(s.names()[s.root()], "Hips");
     for clip in ds.clips() {
         assert_eq!(clip.motion.fps(), Some(30.0));
-        let prepared = preprocess::prepare(&clip.motion, preprocess::DEFAULT_FRAMES, s.root()).unwrap();
+        let prepared =
+            preprocess::prepare(&clip.motion, preprocess::DEFAULT_FRAMES, s.root()).unwrap();
         assert_eq!(prepared.frames(), 60);
         for a in 0..3 {
             assert_eq!(prepared.data()[[0, s.root(), a]], 0.0);
@@ -171,7 +177,11 @@ fn bvh_rotation_order_gives_upright_bodies_on_a_level_floor() {
         let m = clip.motion.data();
         let mut lowest = f32::INFINITY;
         for t in 0..clip.motion.frames() {
-            assert!(m[[t, head, 1]] - m[[t, hips, 1]] > 20.0, "{}", clip.source.display());
+            assert!(
+                m[[t, head, 1]] - m[[t, hips, 1]] > 20.0,
+                "{}",
+                clip.source.display()
+            );
             lowest = lowest.min(m[[t, toe_l, 1]]).min(m[[t, toe_r, 1]]);
         }
         floor = (floor.0.min(lowest), floor.1.max(lowest));

@@ -115,9 +115,10 @@ pub fn load(format: DataFormat, path: impl AsRef<Path>) -> Result<Dataset> {
 /// recording) or a non-finite coordinate.
 pub fn unusable_reason(motion: &Motion) -> Option<String> {
     let data = motion.data();
-    let all_finite = data
-        .as_slice()
-        .map_or_else(|| data.iter().all(|v| v.is_finite()), |s| s.iter().all(|v| v.is_finite()));
+    let all_finite = data.as_slice().map_or_else(
+        || data.iter().all(|v| v.is_finite()),
+        |s| s.iter().all(|v| v.is_finite()),
+    );
     if all_finite {
         // Fall through to the zero check.
     } else if let Some(((t, j, c), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {

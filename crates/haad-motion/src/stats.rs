@@ -113,11 +113,13 @@ impl DatasetStats {
 
 impl fmt::Display for DatasetStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         writeln!(
             f,
-            "{} clips in {} categories, {} joints, root joint {}",
-            self.clips,
-            self.categories.len(),
+            "{} in {}, {} joints, root joint {}",
+            plural(self.clips, "clip", "clips"),
+            plural(self.categories.len(), "category", "categories"),
             self.joints,
             self.root
         )?;

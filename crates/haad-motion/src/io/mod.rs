@@ -1,6 +1,6 @@
 //! Loaders for real skeleton datasets, and the native dataset file.
 //!
-//! Every loader returns a [`Dataset`](crate::Dataset) or an error that names the file (and the
+//! Every loader returns a [`Dataset`] or an error that names the file (and the
 //! line or record) at fault; none panics on a bad file. A clip that parses but cannot be used
 //! (no frames, every coordinate zero, a NaN or infinite coordinate) is not loaded: it is listed
 //! in [`Dataset::skipped`](crate::Dataset::skipped) with the reason.

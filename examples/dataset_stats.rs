@@ -7,6 +7,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -33,8 +34,17 @@ struct Args {
     save: Option<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), haad::motion::MotionError> {
     let start = Instant::now();
     let dataset = match args.format {
         DataFormat::Bandai => io::bandai::load_bandai(&args.data, args.bandai_label)?,

@@ -427,6 +427,52 @@ mod tests {
     }
 
     #[test]
+    fn encoder_embedder_runs_the_same_protocol() {
+        use haad_gcn::{EncoderConfig, EncoderModel};
+        let ds = dataset(3, 8, 0.1);
+        let split = Split::new(&ds, 0.8, &["cat2".to_string()]).unwrap();
+        let cfg = EvalConfig {
+            seeds: 2,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let model = EncoderModel::new(
+            &EncoderConfig {
+                joints: 3,
+                hidden: 8,
+                blocks: 1,
+                ..Default::default()
+            },
+            1,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let emb = Embedder::encoder(model);
+        let ev = evaluate(&ds, &split, &emb, &cfg, None, None).unwrap();
+        assert_eq!(ev.method, "encoder");
+        // Seed 1, category 0, recomputed through a Detector with the same encoder.
+        let chosen = sample_support(split.train(0), 3, 1).unwrap();
+        let normal: Vec<Motion> = chosen
+            .iter()
+            .map(|&i| ds.clips()[i].motion.clone())
+            .collect();
+        let det = crate::Detector::fit(
+            emb,
+            InputSpec::for_skeleton(ds.skeleton()),
+            Scoring::MeanDistance,
+            &normal,
+            None,
+        )
+        .unwrap();
+        let test = split.all_test();
+        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
+        let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != 0).collect();
+        let auc = roc_auc(&det.score_batch(&clips).unwrap(), &labels).unwrap();
+        assert_eq!(ev.per_category[0].1.per_seed[1], auc);
+    }
+
+    #[test]
     fn noisy_data_summaries_are_consistent() {
         let ds = dataset(3, 10, 2.0);
         let split = Split::new(&ds, 0.8, &[]).unwrap();

@@ -212,7 +212,8 @@ where
         .margin(10)
         .x_label_area_size(110)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..n as f64, 0.0..1.0)?;
+        // Head room above AUC = 1 keeps the legend clear of the bars.
+        .build_cartesian_2d(0.0..n as f64, 0.0..1.2)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -227,7 +228,7 @@ where
     for (i, (name, r)) in cats.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         let text = format!("{name}{}", if r.seen { "" } else { " *" });
-        root.draw(&Text::new(text, (x - 6, y + 6), label_style.clone()))?;
+        root.draw(&Text::new(text, (x + 4, y + 6), label_style.clone()))?;
     }
     let bar_w = 0.8 / groups;
     for (g, (label, ev, color)) in series.iter().enumerate() {
@@ -252,7 +253,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

@@ -50,13 +50,22 @@ struct Args {
     /// JSON output file.
     #[arg(long)]
     out: PathBuf,
-    /// Plot of the per-category AUCs (.svg).
+    /// Plot of the per-category AUCs (.svg; PNG is refused: no font renderer in this build).
     #[arg(long)]
     plot: Option<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(plot) = &args.plot {
+        report::check_plot_path(plot)?;
+    }
     let start = Instant::now();
     let dataset = load(args.format, &args.data)?;
     for s in dataset.skipped() {

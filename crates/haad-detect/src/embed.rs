@@ -301,6 +301,30 @@ mod tests {
     }
 
     #[test]
+    fn load_embedder_reads_a_saved_encoder() {
+        let dev = Device::Cpu;
+        assert!(load_embedder("none", &dev).unwrap().is_none());
+        let cfg = haad_gcn::EncoderConfig {
+            joints: 5,
+            hidden: 8,
+            blocks: 1,
+            ..Default::default()
+        };
+        let model = EncoderModel::new(&cfg, 4, &dev).unwrap();
+        let dir = std::env::temp_dir().join(format!("haad-detect-enc-{}", std::process::id()));
+        model.save(&dir).unwrap();
+        let loaded = load_embedder(dir.to_str().unwrap(), &dev).unwrap().unwrap();
+        assert_eq!(loaded, Embedder::encoder(model));
+        assert_eq!(
+            (loaded.frames(), loaded.joints(), loaded.dim(5)),
+            (60, Some(5), 5)
+        );
+        assert_ne!(loaded, Embedder::raw_dct());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(load_embedder(dir.to_str().unwrap(), &dev).is_err());
+    }
+
+    #[test]
     fn constant_clip_has_only_dc() {
         // A still pose v: coefficient 0 = sqrt(N) v, the others 0.
         let m = Motion::new(Array3::from_elem((60, 2, 3), 0.5), None).unwrap();

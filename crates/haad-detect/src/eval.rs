@@ -165,6 +165,15 @@ pub fn evaluate(
     }
     let input = InputSpec::for_skeleton(dataset.skeleton()).with_min_frames(config.min_frames);
     input.check()?;
+    if let Some(j) = embedder.joints() {
+        if j != input.joints {
+            return Err(DetectError::Config(format!(
+                "the {} embedder takes {j} joints, the dataset has {}",
+                embedder.name(),
+                input.joints
+            )));
+        }
+    }
     let all = embed_dataset(dataset, embedder, &input)?;
     let test = split.all_test();
     let test_emb = all.select(Axis(0), &test);
@@ -450,6 +459,19 @@ mod tests {
         .unwrap();
         let emb = Embedder::encoder(model);
         let ev = evaluate(&ds, &split, &emb, &cfg, None, None).unwrap();
+        let four = EncoderModel::new(
+            &EncoderConfig {
+                joints: 4,
+                hidden: 8,
+                blocks: 1,
+                ..Default::default()
+            },
+            1,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let err = evaluate(&ds, &split, &Embedder::encoder(four), &cfg, None, None).unwrap_err();
+        assert!(err.to_string().contains("takes 4 joints"), "{err}");
         assert_eq!(ev.method, "encoder");
         // Seed 1, category 0, recomputed through a Detector with the same encoder.
         let chosen = sample_support(split.train(0), 3, 1).unwrap();

@@ -159,31 +159,36 @@ pub fn format_table(c: &Comparison) -> String {
     s
 }
 
-/// Grouped bars of the per-category mean AUCs (baseline, and encoder when present), with
-/// +- one standard deviation whiskers. Writes SVG (`.svg`) only: PNG needs a font renderer
-/// that this build of plotters does not include, so `.png` gives an error saying so.
-pub fn plot_auc_bars(c: &Comparison, path: &Path) -> Result<()> {
+/// Checks, before any work, that [`plot_auc_bars`] can write `path` (an `.svg` file).
+pub fn check_plot_path(path: &Path) -> Result<()> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("svg") => {
-            let n = c.baseline.per_category.len();
-            let width = (160 + 44 * n as u32).max(640);
-            let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
-            draw(c, root).map_err(|e| DetectError::Plot {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
-        }
-        _ => Err(DetectError::Plot {
+    if ext.as_deref() == Some("svg") {
+        Ok(())
+    } else {
+        Err(DetectError::Plot {
             path: path.to_path_buf(),
             message: "only .svg is supported (plotters is built without a font renderer, \
                       which PNG text needs)"
                 .into(),
-        }),
+        })
     }
+}
+
+/// Grouped bars of the per-category mean AUCs (baseline, and encoder when present), with
+/// +- one standard deviation whiskers. Writes SVG (`.svg`) only: PNG needs a font renderer
+/// that this build of plotters does not include, so `.png` gives an error saying so.
+pub fn plot_auc_bars(c: &Comparison, path: &Path) -> Result<()> {
+    check_plot_path(path)?;
+    let n = c.baseline.per_category.len();
+    let width = (160 + 44 * n as u32).max(640);
+    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
+    draw(c, root).map_err(|e| DetectError::Plot {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -377,6 +382,9 @@ mod tests {
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.contains("<svg") && text.contains("cat1") && text.contains("encoder"));
         assert!(plot_auc_bars(&c, &dir.join("auc.png")).is_err());
+        assert!(check_plot_path(&dir.join("auc.png")).is_err());
+        assert!(!dir.join("auc.png").exists());
+        assert!(check_plot_path(&dir.join("AUC.SVG")).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use haad_motion::{dct::DctBasis, Motion};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -10,6 +10,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use crate::config::{EmbeddingLayer, Pooling, ValidEncoderConfig};
 use crate::error::{GcnError, Result};
 use crate::layers::{FlatBatchNorm, GcBlock, GraphConv};
+use crate::ops;
 
 /// The Res-GCN encoder of the method (its reference implementation's layer names).
 ///
@@ -22,6 +23,11 @@ use crate::layers::{FlatBatchNorm, GcBlock, GraphConv};
 /// `gcbs.i` for `i < blocks`: residual blocks (see [`GcBlock`]); `gc7: GC(F -> 3K, bias)` plus
 /// `X` (the global residual) is the output `[B, J, 3K]`. The embedding pools the output (or the
 /// last block's `[B, J, F]`, see [`EmbeddingLayer`]) as the config's [`Pooling`] says.
+///
+/// Internally the maps are held node-major and batch-last, `[J, F, B]`: every graph
+/// convolution is then one `[J, J] x [J, F*B]` product plus one batched `W^T` product, and the
+/// BatchNorm statistics are last-dimension reductions (see docs/performance.md for the
+/// measured effect). The result is the same as the reference's `[B, J, F]` computation.
 #[derive(Debug)]
 pub struct Encoder {
     config: ValidEncoderConfig,
@@ -101,10 +107,10 @@ impl Encoder {
     /// The DCT input features `X`, `[B, J, 3K]` (coordinate-major per joint), of clips
     /// `[B, T, J, 3]`.
     pub fn features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.node_features(xs)?.transpose(0, 1)?.contiguous()
+        self.node_features(xs)?.permute((2, 0, 1))?.contiguous()
     }
 
-    /// The DCT input features in the node-major layout `[J, B, 3K]`.
+    /// The DCT input features in the encoder's layout `[J, 3K, B]`.
     fn node_features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         let b = self.check_input(xs)?;
         let (t, j, k) = (
@@ -112,7 +118,7 @@ impl Encoder {
             self.config.joints,
             self.config.dct_coefficients,
         );
-        // One product [K, T] x [T, B*3J] -> [K, B, J, 3] -> [J, B, 3, K].
+        // One product [K, T] x [T, B*3J] -> [K, B, J, 3] -> [J, 3, K, B].
         let frames_first = xs
             .reshape((b, t, j * 3))?
             .transpose(0, 1)?
@@ -121,9 +127,9 @@ impl Encoder {
         self.dct
             .matmul(&frames_first)?
             .reshape((k, b, j, 3))?
-            .permute((2, 1, 3, 0))?
+            .permute((2, 3, 0, 1))?
             .contiguous()?
-            .reshape((j, b, 3 * k))
+            .reshape((j, 3 * k, b))
     }
 
     fn dropout(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
@@ -142,8 +148,8 @@ impl Encoder {
         x.mul(&mask)
     }
 
-    /// The last residual block's output `[J, B, F]` and the output `[J, B, 3K]` (when built),
-    /// node-major.
+    /// The last residual block's output `[J, F, B]` and the output `[J, 3K, B]` (when built),
+    /// in the encoder's layout.
     fn feature_maps(
         &self,
         xs: &Tensor,
@@ -155,14 +161,14 @@ impl Encoder {
         }
         let x = self.node_features(xs)?;
         let mut y = self.gc1.forward(&x)?;
-        y = self.bn1.forward_t(&y, train)?.tanh()?;
+        y = ops::tanh(&self.bn1.forward_t(&y, train)?)?;
         y = self.dropout(&y, train)?;
         for block in &self.blocks {
             let mut z = block.gc1.forward(&y)?;
-            z = block.bn1.forward_t(&z, train)?.tanh()?;
+            z = ops::tanh(&block.bn1.forward_t(&z, train)?)?;
             z = self.dropout(&z, train)?;
             z = block.gc2.forward(&z)?;
-            z = block.bn2.forward_t(&z, train)?.tanh()?;
+            z = ops::tanh(&block.bn2.forward_t(&z, train)?)?;
             z = self.dropout(&z, train)?;
             y = (z + y)?;
         }
@@ -177,7 +183,7 @@ impl Encoder {
     /// [`EmbeddingLayer::Output`], `[B, J, F]` for [`EmbeddingLayer::Hidden`].
     pub fn feature_map(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (hidden, out) = self.feature_maps(xs, train)?;
-        out.unwrap_or(hidden).transpose(0, 1)?.contiguous()
+        out.unwrap_or(hidden).permute((2, 0, 1))?.contiguous()
     }
 }
 
@@ -186,11 +192,12 @@ impl candle_nn::ModuleT for Encoder {
     /// batch statistics in BatchNorm (and updates the running ones) and applies dropout.
     fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let (hidden, out) = self.feature_maps(xs, train)?;
-        let map = out.unwrap_or(hidden); // [J, B, F]
-        match self.config.pooling {
-            Pooling::MaxOverFeatures => map.max(D::Minus1)?.t()?.contiguous(),
-            Pooling::MaxOverJoints => map.max(0),
-        }
+        let map = out.unwrap_or(hidden); // [J, F, B]
+        let pooled = match self.config.pooling {
+            Pooling::MaxOverFeatures => map.max(1)?, // [J, B]
+            Pooling::MaxOverJoints => map.max(0)?,   // [F, B]
+        };
+        pooled.t()?.contiguous()
     }
 }
 

@@ -80,32 +80,44 @@ impl GraphConv {
         self.bias.as_ref()
     }
 
-    /// `[J, B, F_in] -> [J, B, F_out]`, in the encoder's node-major layout.
+    /// `[J, F_in, B] -> [J, F_out, B]`, in the encoder's node-major, batch-last layout.
     ///
-    /// With the nodes outermost, both products are single matrix multiplications: `x W` is
-    /// `[J*B, F_in] x [F_in, F_out]` and `A (.)` is `[J, J] x [J, B*F]`. The cheaper order is
-    /// taken: `(A x) W` when `F_in < F_out`, else `A (x W)` (equal up to rounding).
+    /// Both products are single matrix multiplications: `A (.)` is `[J, J] x [J, F*B]`, and
+    /// `(.) W` is `W^T x [F_in, J*B]` on the feature-major view (one transposing copy each way,
+    /// far cheaper, backward included, than `J` batched products whose weight gradient must be
+    /// summed over the batch). The cheaper order is taken: `(A x) W` when `F_in < F_out`, else
+    /// `A (x W)` (equal up to rounding).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (j, b, f_in) = x.dims3()?;
+        let (j, f_in, b) = x.dims3()?;
         let f_out = self.weight.dim(1)?;
-        let y = if f_in < f_out {
-            let ax = self.att.matmul(&x.reshape((j, b * f_in))?)?;
-            ax.reshape((j * b, f_in))?.matmul(&self.weight)?
-        } else {
-            let support = x.reshape((j * b, f_in))?.matmul(&self.weight)?;
-            self.att.matmul(&support.reshape((j, b * f_out))?)?
+        let mix = |x: &Tensor, f: usize| -> Result<Tensor> {
+            self.att.matmul(&x.reshape((j, f * b))?)?.reshape((j, f, b))
         };
-        let y = y.reshape((j, b, f_out))?;
+        let project = |x: &Tensor| -> Result<Tensor> {
+            let features_first = x.transpose(0, 1)?.contiguous()?.reshape((f_in, j * b))?;
+            self.weight
+                .t()?
+                .matmul(&features_first)?
+                .reshape((f_out, j, b))?
+                .transpose(0, 1)?
+                .contiguous()
+        };
+        let y = if f_in < f_out {
+            project(&mix(x, f_in)?)?
+        } else {
+            mix(&project(x)?, f_out)?
+        };
         match &self.bias {
-            Some(bias) => y.broadcast_add(bias),
+            Some(bias) => y.broadcast_add(&bias.reshape((1, f_out, 1))?),
             None => Ok(y),
         }
     }
 }
 
 /// BatchNorm over the `J * F` features of the reference code's `BatchNorm1d(J * F)` on the
-/// flattened `[B, J*F]` map (feature index `j * F + f`), applied directly to the node-major
-/// `[J, B, F]` layout.
+/// flattened `[B, J*F]` map (feature index `j * F + f`), applied directly to the encoder's
+/// `[J, F, B]` layout (the batch statistics are then reductions over the last dimension, which
+/// candle does much faster, forward and backward, than over a middle one).
 ///
 /// The variables are created by [`candle_nn::batch_norm`] (names `weight`, `bias`,
 /// `running_mean`, `running_var`, shape `[J*F]`; the running statistics are `Var`s of the
@@ -143,16 +155,16 @@ impl FlatBatchNorm {
         })
     }
 
-    /// `[J, B, F] -> [J, B, F]`; `train` uses batch statistics and updates the running ones.
+    /// `[J, F, B] -> [J, F, B]`; `train` uses batch statistics and updates the running ones.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (j, b, f) = x.dims3()?;
-        let stat_shape = (j, 1, f);
+        let (j, f, b) = x.dims3()?;
+        let stat_shape = (j, f, 1);
         let (mean, var) = if train {
             if b < 2 {
                 candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
             }
-            let mean = x.mean_keepdim(1)?;
-            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+            let mean = x.mean_keepdim(2)?;
+            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(2)?;
             let m = self.momentum;
             let new_mean = ((self.running_mean.as_detached_tensor() * (1.0 - m))?
                 + (mean.detach().flatten_all()? * m)?)?;

@@ -39,6 +39,7 @@ pub mod encoder;
 pub mod error;
 pub mod layers;
 pub mod model;
+pub mod ops;
 
 pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};
 pub use encoder::{batch_tensor, Encoder};

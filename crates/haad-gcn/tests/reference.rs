@@ -284,7 +284,14 @@ fn dct_features_match_the_formula() {
 
 #[test]
 fn eval_forward_matches_float64_reference() {
-    for cfg in all_tiny() {
+    let mut configs = all_tiny();
+    for embedding in [EmbeddingLayer::Output, EmbeddingLayer::Hidden] {
+        configs.push(EncoderConfig {
+            blocks: 0,
+            ..tiny(Pooling::MaxOverJoints, embedding)
+        });
+    }
+    for cfg in configs {
         let model = EncoderModel::new(&cfg, 3, &Device::Cpu).unwrap();
         let vars = model.named_vars();
         randomise(&vars, 4);

@@ -141,18 +141,27 @@ impl DiffusionConfig {
             return bad("joints", "need at least one joint".into());
         }
         if self.frames < 2 {
-            return bad("frames", format!("need at least 2 frames, got {}", self.frames));
+            return bad(
+                "frames",
+                format!("need at least 2 frames, got {}", self.frames),
+            );
         }
         if self.t_his == 0 || self.t_his >= self.frames {
             return bad(
                 "t_his",
-                format!("must lie in 1..{} (frames), got {}", self.frames, self.t_his),
+                format!(
+                    "must lie in 1..{} (frames), got {}",
+                    self.frames, self.t_his
+                ),
             );
         }
         if self.n_pre == 0 || self.n_pre > self.frames {
             return bad(
                 "n_pre",
-                format!("must lie in 1..={} (frames), got {}", self.frames, self.n_pre),
+                format!(
+                    "must lie in 1..={} (frames), got {}",
+                    self.frames, self.n_pre
+                ),
             );
         }
         if self.d_model == 0 {
@@ -174,7 +183,10 @@ impl DiffusionConfig {
             );
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return bad("dropout", format!("must lie in [0, 1), got {}", self.dropout));
+            return bad(
+                "dropout",
+                format!("must lie in [0, 1), got {}", self.dropout),
+            );
         }
         if self.diffusion_steps < 2 {
             return bad(
@@ -304,7 +316,10 @@ mod tests {
         let s = DiffusionConfig::preset(Preset::Small, 22);
         assert_eq!((s.d_model, s.heads, s.layers, s.joints), (128, 4, 4, 22));
         assert!(s.check().is_ok());
-        assert_eq!(DiffusionConfig::preset(Preset::Paper, 20), DiffusionConfig::default());
+        assert_eq!(
+            DiffusionConfig::preset(Preset::Paper, 20),
+            DiffusionConfig::default()
+        );
         assert_eq!("small".parse::<Preset>().unwrap(), Preset::Small);
         assert!("big".parse::<Preset>().is_err());
     }

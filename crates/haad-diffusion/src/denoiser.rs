@@ -31,7 +31,13 @@ impl<'a> Dropout<'a> {
             Some(rng) if self.p > 0.0 => {
                 let keep = 1.0 / (1.0 - self.p);
                 let mask: Vec<f32> = (0..x.elem_count())
-                    .map(|_| if rng.random::<f32>() < self.p { 0.0 } else { keep })
+                    .map(|_| {
+                        if rng.random::<f32>() < self.p {
+                            0.0
+                        } else {
+                            keep
+                        }
+                    })
                     .collect();
                 let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
                 Ok(x.mul(&mask)?)
@@ -121,7 +127,9 @@ impl SelfAttention {
         let dh = d / self.heads;
         let xn = self.norm.forward(x)?;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, k, self.heads, dh))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, k, self.heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let q = split(self.q.forward(&xn)?)?;
         let kk = split(self.k.forward(&xn)?)?;
@@ -277,7 +285,10 @@ impl Denoiser {
             });
         }
         let b = dims[0];
-        let mut h = self.joint_embed.forward(x)?.broadcast_add(&self.pos_embed)?;
+        let mut h = self
+            .joint_embed
+            .forward(x)?
+            .broadcast_add(&self.pos_embed)?;
         let temb = timestep_embedding(t, self.cfg.d_model, x.device())?;
         let emb = (self.time2.forward(&self.time1.forward(&temb)?.silu()?)?
             + self.cond_embed.forward(&cond.reshape((b, k * f))?)?)?;

@@ -84,7 +84,12 @@ impl SimpleBackend for SeededBackend {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("{name}: a seeded builder needs a shape")
     }
 
@@ -122,10 +127,21 @@ mod tests {
             let vm = VarMap::new();
             let vb = seeded_var_builder(&vm, seed, &Device::Cpu);
             let a = vb
-                .get_with_hints((200, 50), "a", Init::Randn { mean: 1.0, stdev: 2.0 })
+                .get_with_hints(
+                    (200, 50),
+                    "a",
+                    Init::Randn {
+                        mean: 1.0,
+                        stdev: 2.0,
+                    },
+                )
                 .unwrap();
             let b = vb.get_with_hints(7, "b", Init::Const(3.0)).unwrap();
-            (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap(), vm)
+            (
+                a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                b.to_vec1::<f32>().unwrap(),
+                vm,
+            )
         };
         let (a1, b1, vm) = make(5);
         let (a2, _, _) = make(5);

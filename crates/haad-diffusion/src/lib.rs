@@ -16,3 +16,6 @@ pub mod train;
 pub use train::Trainer;
 pub mod augment;
 pub use augment::DiffusionAugmenter;
+pub mod fit;
+pub use fit::{fit, FitOptions};
+pub mod metrics;

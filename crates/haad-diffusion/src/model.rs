@@ -14,7 +14,6 @@ use crate::error::{DiffusionError, Result};
 use crate::init::seeded_var_builder;
 use crate::schedule::NoiseSchedule;
 
-
 /// The config file of a saved model.
 pub const CONFIG_FILE: &str = "config.json";
 /// The weights file of a saved model (safetensors).
@@ -76,13 +75,14 @@ impl DiffusionModel {
             source,
         };
         let tensors = candle_core::safetensors::load(path, &self.device).map_err(wrap)?;
-        let data = self.varmap.data().lock().map_err(|_| {
-            DiffusionError::InvalidArgument("variable map lock poisoned".into())
-        })?;
-        for (name, var) in data.iter() {
-            let t = tensors.get(name).ok_or_else(|| {
-                wrap(candle_core::Error::Msg(format!("missing tensor {name}")))
+        let data =
+            self.varmap.data().lock().map_err(|_| {
+                DiffusionError::InvalidArgument("variable map lock poisoned".into())
             })?;
+        for (name, var) in data.iter() {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| wrap(candle_core::Error::Msg(format!("missing tensor {name}"))))?;
             if t.dims() != var.dims() {
                 return Err(wrap(candle_core::Error::Msg(format!(
                     "tensor {name} has shape {:?}, the config needs {:?}",
@@ -90,7 +90,8 @@ impl DiffusionModel {
                     var.dims()
                 ))));
             }
-            var.set(&t.to_dtype(DType::F32).map_err(wrap)?).map_err(wrap)?;
+            var.set(&t.to_dtype(DType::F32).map_err(wrap)?)
+                .map_err(wrap)?;
         }
         Ok(())
     }

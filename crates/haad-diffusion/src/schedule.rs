@@ -37,9 +37,9 @@ impl Schedule {
     /// Checks the parameters; the error message says what is wrong.
     pub fn check(&self) -> std::result::Result<(), String> {
         match *self {
-            Schedule::Cosine { s } if !(s.is_finite() && s > 0.0) => {
-                Err(format!("cosine offset s must be positive and finite, got {s}"))
-            }
+            Schedule::Cosine { s } if !(s.is_finite() && s > 0.0) => Err(format!(
+                "cosine offset s must be positive and finite, got {s}"
+            )),
             Schedule::Linear {
                 beta_start,
                 beta_end,
@@ -73,7 +73,11 @@ impl NoiseSchedule {
         let tf = steps as f64;
         let betas: Vec<f64> = match schedule {
             Schedule::Cosine { s } => {
-                let f = |t: f64| (((t / tf + s) / (1.0 + s)) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                let f = |t: f64| {
+                    (((t / tf + s) / (1.0 + s)) * std::f64::consts::FRAC_PI_2)
+                        .cos()
+                        .powi(2)
+                };
                 (1..=steps)
                     .map(|t| (1.0 - f(t as f64) / f((t - 1) as f64)).clamp(0.0, MAX_BETA))
                     .collect()
@@ -125,7 +129,11 @@ mod tests {
     fn cosine_matches_closed_form() {
         let s = 0.008;
         let sched = NoiseSchedule::new(Schedule::Cosine { s }, 1000).unwrap();
-        let f = |t: f64| (((t / 1000.0 + s) / (1.0 + s)) * std::f64::consts::PI / 2.0).cos().powi(2);
+        let f = |t: f64| {
+            (((t / 1000.0 + s) / (1.0 + s)) * std::f64::consts::PI / 2.0)
+                .cos()
+                .powi(2)
+        };
         for t in [0usize, 1, 10, 250, 500, 750, 900, 990] {
             assert_abs_diff_eq!(sched.alpha_bar(t), f(t as f64) / f(0.0), epsilon = 1e-9);
         }
@@ -154,7 +162,11 @@ mod tests {
         assert_eq!(sched.steps(), 1000);
         assert_abs_diff_eq!(sched.beta(1), 1e-4, epsilon = 1e-12);
         assert_abs_diff_eq!(sched.beta(1000), 0.02, epsilon = 1e-12);
-        assert_abs_diff_eq!(sched.beta(500), 1e-4 + 0.0199 * 499.0 / 999.0, epsilon = 1e-12);
+        assert_abs_diff_eq!(
+            sched.beta(500),
+            1e-4 + 0.0199 * 499.0 / 999.0,
+            epsilon = 1e-12
+        );
         // log ab(T) = sum log(1 - beta_i).
         let log_ab: f64 = (0..1000)
             .map(|i| (1.0 - (1e-4 + 0.0199 * i as f64 / 999.0)).ln())

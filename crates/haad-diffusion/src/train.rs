@@ -29,7 +29,12 @@ fn axis_index(a: Axis3) -> usize {
 /// Mirroring does not swap left and right joint labels: the loaders' joint names are generic
 /// and the model only needs plausible motion, so a mirrored clip is a left-handed performer with
 /// the original joint order.
-pub fn augment_clip(clip: &Motion, cfg: &ValidConfig, root: usize, rng: &mut StdRng) -> Result<Motion> {
+pub fn augment_clip(
+    clip: &Motion,
+    cfg: &ValidConfig,
+    root: usize,
+    rng: &mut StdRng,
+) -> Result<Motion> {
     let mut m = clip.clone();
     if cfg.rotate {
         let angle = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
@@ -44,7 +49,8 @@ pub fn augment_clip(clip: &Motion, cfg: &ValidConfig, root: usize, rng: &mut Std
     if cfg.mirror && rng.random_bool(0.5) {
         let lat = axis_index(cfg.lateral);
         let mut data = m.into_data();
-        data.index_axis_mut(ndarray::Axis(2), lat).mapv_inplace(|v| -v);
+        data.index_axis_mut(ndarray::Axis(2), lat)
+            .mapv_inplace(|v| -v);
         m = Motion::new(data, clip.fps())?;
     }
     Ok(m)
@@ -56,7 +62,11 @@ pub fn data_scale(clips: &[Motion], frames: usize, root: usize) -> Result<f32> {
     let (mut sum, mut n) = (0f64, 0usize);
     for c in clips {
         let p = preprocess::prepare(c, frames, root)?;
-        sum += p.data().iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+        sum += p
+            .data()
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>();
         n += p.data().len();
     }
     let rms = (sum / n.max(1) as f64).sqrt() as f32;
@@ -140,13 +150,24 @@ impl Trainer {
     /// The noise-prediction loss `MSE(eps_theta(x_t, t, c), eps)` of `clips` (prepared, N frames,
     /// root-relative, data units) with t uniform in `[1, T)`, eps ~ N(0, I), conditioning dropped
     /// with probability `1 - p_cond`, and dropout when `train`. Returns the scalar loss tensor.
-    pub fn loss(model: &DiffusionModel, clips: &[Motion], rng: &mut StdRng, train: bool) -> Result<Tensor> {
+    pub fn loss(
+        model: &DiffusionModel,
+        clips: &[Motion],
+        rng: &mut StdRng,
+        train: bool,
+    ) -> Result<Tensor> {
         let cfg = model.config();
         let frames = model.frames_tensor(clips)?;
         let x0 = model.to_dct(&frames)?;
         let (b, k, f) = x0.dims3()?;
         let keep: Vec<f32> = (0..b)
-            .map(|_| if rng.random::<f32>() < cfg.p_cond { 1.0 } else { 0.0 })
+            .map(|_| {
+                if rng.random::<f32>() < cfg.p_cond {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let keep = Tensor::from_vec(keep, (b, 1, 1), model.device())?;
         let cond = model.condition(&frames)?.broadcast_mul(&keep)?;
@@ -209,7 +230,10 @@ pub fn q_sample(model: &DiffusionModel, x0: &Tensor, t: &[usize], eps: &Tensor) 
         )));
     }
     let a: Vec<f32> = t.iter().map(|&ti| s.alpha_bar(ti).sqrt() as f32).collect();
-    let c: Vec<f32> = t.iter().map(|&ti| (1.0 - s.alpha_bar(ti)).sqrt() as f32).collect();
+    let c: Vec<f32> = t
+        .iter()
+        .map(|&ti| (1.0 - s.alpha_bar(ti)).sqrt() as f32)
+        .collect();
     let a = Tensor::from_vec(a, (b, 1, 1), x0.device())?;
     let c = Tensor::from_vec(c, (b, 1, 1), x0.device())?;
     Ok((x0.broadcast_mul(&a)? + eps.broadcast_mul(&c)?)?)

@@ -136,7 +136,10 @@ fn completion_keeps_the_observed_frames() {
     // 19 against a signal RMS of 0.5); the completed one follows it up to what leaks through
     // the final low-pass (K-coefficient) projection at the junction with the generated frames
     // (measured 0.39, about 50 times less).
-    assert!(without > 20.0 * with, "observed-frame RMS error: without completion {without}, with {with}");
+    assert!(
+        without > 20.0 * with,
+        "observed-frame RMS error: without completion {without}, with {with}"
+    );
     // The public entry point returns clips in data units, clip-major.
     let out = m.complete(&clips, 2, 4).unwrap();
     assert_eq!(out.len(), 8);
@@ -171,14 +174,19 @@ fn same_seed_same_samples_and_save_load_round_trip() {
     // Same initialisation seed, same weights; another seed, other weights.
     let w = |s| {
         let m = DiffusionModel::new(&cfg, s, &Device::Cpu).unwrap();
-        let t = m.varmap().data().lock().unwrap()["joint_embed.weight"].as_tensor().clone();
+        let t = m.varmap().data().lock().unwrap()["joint_embed.weight"]
+            .as_tensor()
+            .clone();
         to_vec(&t)
     };
     assert_eq!(w(3), w(3));
     assert_ne!(w(3), w(4));
     // A wrong config file is reported with its path.
     std::fs::write(dir.join("config.json"), "{\"joints\": ").unwrap();
-    let err = DiffusionModel::load(&dir, &Device::Cpu).err().unwrap().to_string();
+    let err = DiffusionModel::load(&dir, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("config.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -204,7 +212,10 @@ fn every_parameter_gets_a_gradient() {
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("{name} got no gradient"));
         let norm = to_vec(g).iter().map(|v| v.abs()).sum::<f32>();
-        assert!(norm > 0.0 && norm.is_finite(), "{name}: gradient norm {norm}");
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{name}: gradient norm {norm}"
+        );
     }
 }
 
@@ -218,8 +229,16 @@ fn augmentation_rotates_about_the_vertical_and_mirrors() {
         let a = augment_clip(&clip, &cfg, 0, &mut rng).unwrap();
         for t in 0..60 {
             for j in 0..3 {
-                let (x, y, z) = (clip.data()[[t, j, 0]], clip.data()[[t, j, 1]], clip.data()[[t, j, 2]]);
-                let (ax, ay, az) = (a.data()[[t, j, 0]], a.data()[[t, j, 1]], a.data()[[t, j, 2]]);
+                let (x, y, z) = (
+                    clip.data()[[t, j, 0]],
+                    clip.data()[[t, j, 1]],
+                    clip.data()[[t, j, 2]],
+                );
+                let (ax, ay, az) = (
+                    a.data()[[t, j, 0]],
+                    a.data()[[t, j, 1]],
+                    a.data()[[t, j, 2]],
+                );
                 // Heights and horizontal distances to the pivot (the origin) are kept.
                 assert_abs_diff_eq!(ay, y, epsilon = 1e-5);
                 assert_abs_diff_eq!(ax.hypot(az), x.hypot(z), epsilon = 1e-4);
@@ -249,7 +268,9 @@ fn augmenter_prepares_raw_clips() {
         .iter()
         .map(|&n| {
             Motion::new(
-                Array3::from_shape_fn((n, 2, 3), |(t, j, c)| 5.0 + (t as f32 * 0.1).sin() + (j + c) as f32),
+                Array3::from_shape_fn((n, 2, 3), |(t, j, c)| {
+                    5.0 + (t as f32 * 0.1).sin() + (j + c) as f32
+                }),
                 Some(15.0),
             )
             .unwrap()
@@ -265,7 +286,10 @@ fn augmenter_prepares_raw_clips() {
         .collect();
     let seed: u64 = StdRng::seed_from_u64(1).random();
     assert_eq!(out, aug.model().complete(&prepared, 3, seed).unwrap());
-    assert_eq!(out, aug.augment(&raw, 3, &mut StdRng::seed_from_u64(1)).unwrap());
+    assert_eq!(
+        out,
+        aug.augment(&raw, 3, &mut StdRng::seed_from_u64(1)).unwrap()
+    );
     assert!(aug.augment(&raw, 0, &mut rng).unwrap().is_empty());
     assert!(DiffusionAugmenter::new(random_model(&cfg, 3), 2).is_err());
 }
@@ -284,14 +308,24 @@ fn read_msr(dir: &Path, actions: &[u32], max_per_action: usize) -> Vec<Motion> {
         let prefix = format!("a{a:02}_");
         for f in files
             .iter()
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
             .take(max_per_action)
         {
             let text = std::fs::read_to_string(f).unwrap();
             let v: Vec<f32> = text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .flat_map(|l| l.split_whitespace().take(3).map(|x| x.parse::<f32>().unwrap()).collect::<Vec<_>>())
+                .flat_map(|l| {
+                    l.split_whitespace()
+                        .take(3)
+                        .map(|x| x.parse::<f32>().unwrap())
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             let m = Motion::from_flat(v, 20, Some(15.0)).unwrap();
             if !m.is_all_zero() {

@@ -225,3 +225,21 @@ pub fn fit(
     bar.finish_and_clear();
     Ok((trainer, records))
 }
+
+/// The training clips (raw) of the seen categories of `split`: what the generative model
+/// learns from, so that unseen categories stay unseen.
+pub fn seen_training_clips(
+    dataset: &haad_motion::Dataset,
+    split: &haad_motion::split::Split,
+) -> Vec<Motion> {
+    split
+        .seen_categories()
+        .into_iter()
+        .flat_map(|c| {
+            split
+                .train(c)
+                .iter()
+                .map(|&i| dataset.clips()[i].motion.clone())
+        })
+        .collect()
+}

@@ -394,3 +394,56 @@ fn training_on_real_clips_lowers_the_loss() {
     assert_abs_diff_eq!(before, 1.0, epsilon = 0.05);
     assert!(after < 0.8 * before, "loss {before} -> {after}");
 }
+
+#[test]
+fn fit_logs_checkpoints_and_resumes() {
+    use haad_diffusion::fit::{fit, FitOptions, FitState, LOG_FILE, STATE_FILE};
+    let cfg = tiny(2);
+    let mut rng = StdRng::seed_from_u64(4);
+    // Raw clips of several lengths, away from the origin.
+    let clips: Vec<Motion> = [40usize, 70, 90]
+        .iter()
+        .map(|&n| {
+            let c = smooth_clip(2, &mut rng);
+            let c = preprocess::fixed_length(&c, n).unwrap();
+            Motion::new(c.data() + 3.0, c.fps()).unwrap()
+        })
+        .collect();
+    let out = std::env::temp_dir().join(format!("haad-diffusion-fit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut opts = FitOptions {
+        epochs: 2,
+        steps_per_epoch: 2,
+        checkpoint_every: 1,
+        seed: 3,
+        out: out.clone(),
+        resume: true,
+        progress: false,
+    };
+    let (t1, recs) = fit(&cfg, &clips, 0, &opts, &Device::Cpu).unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(t1.steps(), 4);
+    // The scale is the RMS of the prepared clips, saved with the model.
+    let scale = data_scale(&clips, 60, 0).unwrap();
+    let saved = DiffusionModel::load(&out, &Device::Cpu).unwrap();
+    assert_eq!(saved.config().scale, scale);
+    assert_ne!(scale, 1.0);
+    opts.epochs = 3;
+    let (t2, recs) = fit(&cfg, &clips, 0, &opts, &Device::Cpu).unwrap();
+    assert_eq!((recs.len(), recs[0].epoch, t2.steps()), (1, 3, 6));
+    let log = std::fs::read_to_string(out.join(LOG_FILE)).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    let state: FitState =
+        serde_json::from_str(&std::fs::read_to_string(out.join(STATE_FILE)).unwrap()).unwrap();
+    assert_eq!((state.epochs, state.steps, state.seed), (3, 6, 3));
+    // Resuming with another architecture is refused.
+    let other = DiffusionConfig {
+        d_model: 8,
+        ..cfg.config().clone()
+    }
+    .check()
+    .unwrap();
+    opts.epochs = 4;
+    assert!(fit(&other, &clips, 0, &opts, &Device::Cpu).is_err());
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -159,13 +159,21 @@ impl<'a> Parser<'a, '_> {
         }
         let (line, count) = self.next("a channel count")?;
         let count: usize = count.parse().map_err(|_| {
-            parse_error(self.path, line, format!("channel count is not a number: `{count}`"))
+            parse_error(
+                self.path,
+                line,
+                format!("channel count is not a number: `{count}`"),
+            )
         })?;
         let mut channels = Vec::with_capacity(count);
         for _ in 0..count {
             let (line, tok) = self.next("a channel name")?;
             channels.push(Channel::parse(tok).ok_or_else(|| {
-                parse_error(self.path, line, format!("unknown channel `{tok}` {context}"))
+                parse_error(
+                    self.path,
+                    line,
+                    format!("unknown channel `{tok}` {context}"),
+                )
             })?);
         }
         let index = self.joints.len();
@@ -178,7 +186,9 @@ impl<'a> Parser<'a, '_> {
         });
         self.channels += count;
         loop {
-            let (line, tok) = self.next(&format!("`}}` closing joint {name} (opened at line {open})"))?;
+            let (line, tok) = self.next(&format!(
+                "`}}` closing joint {name} (opened at line {open})"
+            ))?;
             match tok {
                 "}" => return Ok(()),
                 "JOINT" => self.joint(Some(index))?,
@@ -234,7 +244,11 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
         p.joint(None)?;
     }
     if p.joints.is_empty() {
-        return Err(parse_error(path, motion_line + 1, "no joint before `MOTION`"));
+        return Err(parse_error(
+            path,
+            motion_line + 1,
+            "no joint before `MOTION`",
+        ));
     }
     let (joints, channels) = (p.joints, p.channels);
 
@@ -249,13 +263,21 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
             .ok_or_else(|| parse_error(path, i + 1, format!("expected `{key}`, found {line:?}")))
     };
     let n = header(motion_line + 1, "Frames:")?;
-    let frames: usize = n
-        .parse()
-        .map_err(|_| parse_error(path, motion_line + 2, format!("frame count: not a number: {n:?}")))?;
+    let frames: usize = n.parse().map_err(|_| {
+        parse_error(
+            path,
+            motion_line + 2,
+            format!("frame count: not a number: {n:?}"),
+        )
+    })?;
     let ft = header(motion_line + 2, "Frame Time:")?;
-    let frame_time: f64 = ft
-        .parse()
-        .map_err(|_| parse_error(path, motion_line + 3, format!("frame time: not a number: {ft:?}")))?;
+    let frame_time: f64 = ft.parse().map_err(|_| {
+        parse_error(
+            path,
+            motion_line + 3,
+            format!("frame time: not a number: {ft:?}"),
+        )
+    })?;
     if !(frame_time.is_finite() && frame_time > 0.0) {
         return Err(parse_error(
             path,
@@ -280,9 +302,10 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
         }
         let before = values.len();
         for tok in line.split_ascii_whitespace() {
-            values.push(tok.parse::<f64>().map_err(|_| {
-                parse_error(path, line_no, format!("not a number: `{tok}`"))
-            })?);
+            values.push(
+                tok.parse::<f64>()
+                    .map_err(|_| parse_error(path, line_no, format!("not a number: `{tok}`")))?,
+            );
         }
         let got = values.len() - before;
         if got != channels {
@@ -511,19 +534,32 @@ Frame Time: 0.04
         let bvh = parse_bvh(text, Path::new("order.bvh")).unwrap();
         assert_eq!(bvh.fps(), 30.0);
         let m = bvh.positions().unwrap().unwrap();
-        close(&m.data().slice(ndarray::s![0, 1, ..]).to_vec(), [0.0, 0.0, 1.0]);
+        close(
+            &m.data().slice(ndarray::s![0, 1, ..]).to_vec(),
+            [0.0, 0.0, 1.0],
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let bad = THREE.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Qrotation");
         let err = parse_bvh(&bad, Path::new("q.bvh")).unwrap_err().to_string();
-        assert!(err.starts_with("q.bvh:9:") && err.contains("Qrotation"), "{err}");
+        assert!(
+            err.starts_with("q.bvh:9:") && err.contains("Qrotation"),
+            "{err}"
+        );
         let short = THREE.replace("0 0 0 0 0 0   0 0 0   5 0 0 0\n", "");
-        let err = parse_bvh(&short, Path::new("s.bvh")).unwrap_err().to_string();
+        let err = parse_bvh(&short, Path::new("s.bvh"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("announces 3 frames, found 2"), "{err}");
         let wide = THREE.replace("5 0 0 0", "5 0 0 0 7");
-        let err = parse_bvh(&wide, Path::new("w.bvh")).unwrap_err().to_string();
-        assert!(err.starts_with("w.bvh:26:") && err.contains("14 values"), "{err}");
+        let err = parse_bvh(&wide, Path::new("w.bvh"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("w.bvh:26:") && err.contains("14 values"),
+            "{err}"
+        );
     }
 }

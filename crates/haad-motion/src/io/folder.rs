@@ -184,7 +184,8 @@ fn assemble(
                 });
                 continue;
             }
-            let motion = Motion::new(data, None).map_err(|e| parse_error(&path, 0, e.to_string()))?;
+            let motion =
+                Motion::new(data, None).map_err(|e| parse_error(&path, 0, e.to_string()))?;
             if let Some(reason) = unusable_reason(&motion) {
                 skipped.push(Skipped { path, reason });
                 continue;

@@ -121,7 +121,7 @@ mod tests {
     fn hand_computed_case() {
         let truth = line(4, 1.0); // x = 0, 1, 2, 3
         let zv = zero_velocity(&truth, 2).unwrap(); // x = 0, 1, 1, 1
-        let m = clip_metrics(&truth, &[zv.clone()], 2).unwrap();
+        let m = clip_metrics(&truth, std::slice::from_ref(&zv), 2).unwrap();
         // Errors at frames 2, 3: 1 and 2.
         assert_abs_diff_eq!(m.ade, 1.5, epsilon = 1e-12);
         assert_abs_diff_eq!(m.fde, 2.0, epsilon = 1e-12);

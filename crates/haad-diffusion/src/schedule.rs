@@ -144,8 +144,12 @@ mod tests {
             assert!(sched.alpha_bar(t) < sched.alpha_bar(t - 1));
         }
         // ab(1) by hand: cos^2((0.001 + 0.008) / 1.008 * pi/2) / cos^2(0.008 / 1.008 * pi/2).
-        let hand = (0.009f64 / 1.008 * 1.5707963267948966).cos().powi(2)
-            / (0.008f64 / 1.008 * 1.5707963267948966).cos().powi(2);
+        let hand = (0.009f64 / 1.008 * std::f64::consts::FRAC_PI_2)
+            .cos()
+            .powi(2)
+            / (0.008f64 / 1.008 * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2);
         assert_abs_diff_eq!(sched.alpha_bar(1), hand, epsilon = 1e-12);
     }
 

@@ -28,7 +28,9 @@ fn tiny(joints: usize) -> ValidConfig {
 
 /// A smooth random 60-frame motion of `j` joints, root (joint 0) at the origin at frame 0.
 fn smooth_clip(j: usize, rng: &mut StdRng) -> Motion {
-    let ph: Vec<f32> = (0..j * 3).map(|_| rng.random_range(0.0..6.28)).collect();
+    let ph: Vec<f32> = (0..j * 3)
+        .map(|_| rng.random_range(0.0..std::f32::consts::TAU))
+        .collect();
     let amp: Vec<f32> = (0..j * 3).map(|_| rng.random_range(0.2..1.0)).collect();
     let data = Array3::from_shape_fn((60, j, 3), |(t, jj, c)| {
         let i = jj * 3 + c;

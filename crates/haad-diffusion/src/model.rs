@@ -232,8 +232,9 @@ impl DiffusionModel {
         self.to_dct(&padded)
     }
 
-    /// eps_hat for x_t `[B, K, F]` at timesteps `t` given the conditioning (no dropout).
+    /// eps_hat for x_t `[B, K, F]` at timesteps `t` given the conditioning (no dropout), detached
+    /// from the computation graph.
     pub fn predict_noise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<Tensor> {
-        self.net.forward(x_t, t, cond, &mut Dropout::off())
+        Ok(self.net.forward(x_t, t, cond, &mut Dropout::off())?.detach())
     }
 }

@@ -54,7 +54,9 @@ impl DiffusionModel {
             let t_prev = if i == 0 { 0 } else { grid[i - 1] };
             let ab = self.schedule().alpha_bar(t);
             let abp = self.schedule().alpha_bar(t_prev);
-            let e = eps(&x, t)?;
+            // Detached: the weights are trainable variables, and without this every step would
+            // keep the previous steps' computation graphs (and activations) alive.
+            let e = eps(&x, t)?.detach();
             let x0 = ((&x - (&e * (1.0 - ab).sqrt())?)? / ab.sqrt())?;
             x = ((x0 * abp.sqrt())? + (&e * (1.0 - abp).sqrt())?)?;
             if complete {
@@ -64,6 +66,7 @@ impl DiffusionModel {
                     + self.from_dct(&x)?.broadcast_mul(&keep)?)?;
                 x = self.to_dct(&frames)?;
             }
+            x = x.detach();
         }
         Ok(x)
     }

@@ -48,6 +48,9 @@ struct Args {
     /// Adam learning rate (default: the config's 3e-4).
     #[arg(long)]
     lr: Option<f64>,
+    /// Largest training rotation about the vertical axis, radians (default: the config's pi).
+    #[arg(long)]
+    max_rotation: Option<f32>,
     /// Checkpoint every this many epochs.
     #[arg(long, default_value_t = 5)]
     checkpoint_every: usize,
@@ -67,6 +70,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = DiffusionConfig::preset(args.preset, ds.joints());
     if let Some(b) = args.batch {
         cfg.batch_size = b;
+    }
+    if let Some(r) = args.max_rotation {
+        cfg.max_rotation = r;
     }
     if let Some(lr) = args.lr {
         cfg.learning_rate = lr;

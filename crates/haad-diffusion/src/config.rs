@@ -57,6 +57,9 @@ pub struct DiffusionConfig {
     pub lateral: Axis3,
     /// Whether training rotates clips about the vertical axis.
     pub rotate: bool,
+    /// Largest rotation angle in radians: angles are uniform in `[-max_rotation, max_rotation]`
+    /// (pi: any heading; the paper does not give a range).
+    pub max_rotation: f32,
     /// Whether training mirrors clips (left and right joint labels are not swapped).
     pub mirror: bool,
 }
@@ -83,6 +86,7 @@ impl Default for DiffusionConfig {
             up: Axis3::Y,
             lateral: Axis3::X,
             rotate: true,
+            max_rotation: std::f32::consts::PI,
             mirror: true,
         }
     }
@@ -228,6 +232,14 @@ impl DiffusionConfig {
             return bad(
                 "scale",
                 format!("must be positive and finite, got {}", self.scale),
+            );
+        }
+        if !(self.max_rotation.is_finite()
+            && (0.0..=std::f32::consts::PI).contains(&self.max_rotation))
+        {
+            return bad(
+                "max_rotation",
+                format!("must lie in [0, pi], got {}", self.max_rotation),
             );
         }
         if self.lateral == self.up {
@@ -410,6 +422,11 @@ mod tests {
     fn rejects_scale() {
         rejects("scale", |c| c.scale = 0.0);
         rejects("scale", |c| c.scale = f32::INFINITY);
+    }
+    #[test]
+    fn rejects_max_rotation() {
+        rejects("max_rotation", |c| c.max_rotation = -0.1);
+        rejects("max_rotation", |c| c.max_rotation = 4.0);
     }
     #[test]
     fn rejects_lateral() {

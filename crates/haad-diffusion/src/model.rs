@@ -235,6 +235,9 @@ impl DiffusionModel {
     /// eps_hat for x_t `[B, K, F]` at timesteps `t` given the conditioning (no dropout), detached
     /// from the computation graph.
     pub fn predict_noise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<Tensor> {
-        Ok(self.net.forward(x_t, t, cond, &mut Dropout::off())?.detach())
+        Ok(self
+            .net
+            .forward(x_t, t, cond, &mut Dropout::off())?
+            .detach())
     }
 }

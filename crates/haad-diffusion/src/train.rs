@@ -22,7 +22,7 @@ fn axis_index(a: Axis3) -> usize {
 }
 
 /// The training augmentation of one prepared clip (root at the origin at frame 0): a rotation
-/// by a uniform angle in `[-pi, pi)` about the vertical axis through joint `root`'s frame-0
+/// by a uniform angle in `[-max_rotation, max_rotation]` about the vertical axis through joint `root`'s frame-0
 /// position (when `cfg.rotate`), then, with probability 1/2, a mirror image that negates the
 /// lateral coordinate (when `cfg.mirror`).
 ///
@@ -37,7 +37,7 @@ pub fn augment_clip(
 ) -> Result<Motion> {
     let mut m = clip.clone();
     if cfg.rotate {
-        let angle = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
+        let angle = rng.random_range(-cfg.max_rotation..=cfg.max_rotation);
         let rot = RotateJitterAugmenter {
             up: cfg.up,
             max_angle: 0.0,
@@ -212,7 +212,7 @@ impl Trainer {
             let e = dst.get(name).ok_or_else(|| {
                 DiffusionError::InvalidArgument(format!("EMA lacks weight {name}"))
             })?;
-            let new = ((e.as_tensor() * d)? + (var.as_tensor() * (1.0 - d))?)?;
+            let new = ((e.as_tensor() * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
             e.set(&new)?;
         }
         Ok(())

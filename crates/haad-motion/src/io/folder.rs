@@ -199,7 +199,7 @@ fn assemble(
     }
     let skeleton = match (&skeleton_file, bvh.skeleton()?) {
         (Some((file, json)), bvh_skeleton) => {
-            if let (Some((names, _, first)), Some(b)) = (bvh.hierarchy(), &bvh_skeleton) {
+            if let (Some((names, first)), Some(b)) = (bvh.names(), &bvh_skeleton) {
                 if names != file.names.as_slice() {
                     return Err(parse_error(
                         first,

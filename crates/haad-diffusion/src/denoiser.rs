@@ -1,0 +1,331 @@
+//! The noise-prediction transformer eps_theta(x_t, t, c): one token per DCT coefficient
+//! (HumanMAC's `MotionTransformer`, after MotionDiffuse).
+
+use candle_core::{Device, Module, Tensor, D};
+use candle_nn::{linear, linear_no_bias, ops, Init, Linear, VarBuilder};
+use rand::{rngs::StdRng, Rng};
+
+use crate::config::ValidConfig;
+use crate::error::{DiffusionError, Result};
+use crate::init::WEIGHT_INIT;
+
+/// Dropout whose masks come from a seeded generator; inactive (identity) without one.
+pub struct Dropout<'a> {
+    p: f32,
+    rng: Option<&'a mut StdRng>,
+}
+
+impl<'a> Dropout<'a> {
+    /// Dropout with probability `p`, active only when `rng` is given (training).
+    pub fn new(p: f32, rng: Option<&'a mut StdRng>) -> Self {
+        Self { p, rng }
+    }
+
+    /// No dropout (evaluation).
+    pub fn off() -> Self {
+        Self { p: 0.0, rng: None }
+    }
+
+    fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
+        match self.rng.as_deref_mut() {
+            Some(rng) if self.p > 0.0 => {
+                let keep = 1.0 / (1.0 - self.p);
+                let mask: Vec<f32> = (0..x.elem_count())
+                    .map(|_| {
+                        if rng.random::<f32>() < self.p {
+                            0.0
+                        } else {
+                            keep
+                        }
+                    })
+                    .collect();
+                let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+                Ok(x.mul(&mask)?)
+            }
+            _ => Ok(x.clone()),
+        }
+    }
+}
+
+/// LayerNorm with learned scale and shift, through `ops::layer_norm_slow` (it has a backward).
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Norm {
+    fn new(d: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(d, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(d, "bias", Init::Const(0.0))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(ops::layer_norm_slow(x, &self.weight, &self.bias, 1e-5)?)
+    }
+}
+
+/// Modulates a sub-layer's output y `[B, K, d]` by the embedding: `Linear(SiLU(LN(y) (1 + scale)
+/// + shift))` with `(scale, shift)` from a Linear of SiLU(emb).
+struct Stylization {
+    emb: Linear,
+    norm: Norm,
+    out: Linear,
+    d: usize,
+}
+
+impl Stylization {
+    fn new(d: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            emb: linear(d, 2 * d, vb.pp("emb"))?,
+            norm: Norm::new(d, vb.pp("norm"))?,
+            out: linear(d, d, vb.pp("out"))?,
+            d,
+        })
+    }
+
+    /// `silu_emb`: SiLU(emb), `[B, d]`.
+    fn forward(&self, y: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
+        let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
+        let scale = (e.narrow(D::Minus1, 0, self.d)? + 1.0)?;
+        let shift = e.narrow(D::Minus1, self.d, self.d)?;
+        let h = self
+            .norm
+            .forward(y)?
+            .broadcast_mul(&scale)?
+            .broadcast_add(&shift)?;
+        let h = drop.apply(&h.silu()?)?;
+        Ok(self.out.forward(&h)?)
+    }
+}
+
+/// Pre-LayerNorm multi-head self-attention over the K tokens, no bias on q, k, v.
+struct SelfAttention {
+    norm: Norm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    heads: usize,
+    style: Stylization,
+}
+
+impl SelfAttention {
+    fn new(d: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm: Norm::new(d, vb.pp("norm"))?,
+            q: linear_no_bias(d, d, vb.pp("q"))?,
+            k: linear_no_bias(d, d, vb.pp("k"))?,
+            v: linear_no_bias(d, d, vb.pp("v"))?,
+            heads,
+            style: Stylization::new(d, vb.pp("style"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
+        let (b, k, d) = x.dims3()?;
+        let dh = d / self.heads;
+        let xn = self.norm.forward(x)?;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((b, k, self.heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split(self.q.forward(&xn)?)?;
+        let kk = split(self.k.forward(&xn)?)?;
+        let v = split(self.v.forward(&xn)?)?;
+        let att = (q.matmul(&kk.t()?)? / (dh as f64).sqrt())?;
+        let att = drop.apply(&ops::softmax(&att, D::Minus1)?)?;
+        let y = att
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, k, d))?;
+        Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
+    }
+}
+
+/// Feed-forward d -> 2d (GELU) -> d, modulated and added residually.
+struct FeedForward {
+    lin1: Linear,
+    lin2: Linear,
+    style: Stylization,
+}
+
+impl FeedForward {
+    fn new(d: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            lin1: linear(d, 2 * d, vb.pp("lin1"))?,
+            lin2: linear(2 * d, d, vb.pp("lin2"))?,
+            style: Stylization::new(d, vb.pp("style"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
+        let h = drop.apply(&self.lin1.forward(x)?.gelu_erf()?)?;
+        let y = self.lin2.forward(&h)?;
+        Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
+    }
+}
+
+struct Layer {
+    attn: SelfAttention,
+    ffn: FeedForward,
+}
+
+/// The sinusoidal embedding of integer timesteps, `[B, dim]`: `[cos(t f_i), sin(t f_i)]` with
+/// `f_i = 10000^(-i / (dim / 2))`, zero-padded when `dim` is odd.
+pub fn timestep_embedding(t: &[usize], dim: usize, device: &Device) -> Result<Tensor> {
+    let half = dim / 2;
+    let mut v = vec![0f32; t.len() * dim];
+    for (b, &tb) in t.iter().enumerate() {
+        for i in 0..half {
+            let f = (-(10000f64.ln()) * i as f64 / half as f64).exp();
+            let a = tb as f64 * f;
+            v[b * dim + i] = a.cos() as f32;
+            v[b * dim + half + i] = a.sin() as f32;
+        }
+    }
+    Ok(Tensor::from_vec(v, (t.len(), dim), device)?)
+}
+
+/// eps_theta: predicts the noise of x_t `[B, K, F]` at timesteps t given the conditioning DCT
+/// c `[B, K, F]` (zeros = unconditional).
+///
+/// Weights (names under the builder's prefix): `joint_embed` Linear(F -> d), `pos_embed` `[K, d]`,
+/// `time_embed.{lin1,lin2}` Linear(d -> d), `cond_embed` Linear(K F -> d), `layers.{i}.attn`
+/// (`norm`, `q`, `k`, `v`, `style.{emb,norm,out}`), `layers.{i}.ffn` (`lin1`, `lin2`, `style`),
+/// `out` Linear(d -> F), initialised to zero.
+pub struct Denoiser {
+    cfg: ValidConfig,
+    joint_embed: Linear,
+    pos_embed: Tensor,
+    time1: Linear,
+    time2: Linear,
+    cond_embed: Linear,
+    layers: Vec<Layer>,
+    out: Linear,
+}
+
+impl Denoiser {
+    /// Builds (or loads, depending on `vb`'s backend) the network of `cfg`.
+    pub fn new(cfg: &ValidConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, f, k) = (cfg.d_model, cfg.features(), cfg.n_pre);
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let lv = vb.pp("layers").pp(i.to_string());
+            layers.push(Layer {
+                attn: SelfAttention::new(d, cfg.heads, lv.pp("attn"))?,
+                ffn: FeedForward::new(d, lv.pp("ffn"))?,
+            });
+        }
+        let ov = vb.pp("out");
+        let out = Linear::new(
+            ov.get_with_hints((f, d), "weight", Init::Const(0.0))?,
+            Some(ov.get_with_hints(f, "bias", Init::Const(0.0))?),
+        );
+        Ok(Self {
+            cfg: cfg.clone(),
+            joint_embed: linear(f, d, vb.pp("joint_embed"))?,
+            pos_embed: vb.get_with_hints(
+                (k, d),
+                "pos_embed",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            )?,
+            time1: linear(d, d, vb.pp("time_embed").pp("lin1"))?,
+            time2: linear(d, d, vb.pp("time_embed").pp("lin2"))?,
+            cond_embed: Linear::new(
+                vb.pp("cond_embed")
+                    .get_with_hints((d, k * f), "weight", WEIGHT_INIT)?,
+                Some(vb.pp("cond_embed").get_with_hints(
+                    d,
+                    "bias",
+                    Init::Uniform {
+                        lo: -1.0 / ((k * f) as f64).sqrt(),
+                        up: 1.0 / ((k * f) as f64).sqrt(),
+                    },
+                )?),
+            ),
+            layers,
+            out,
+        })
+    }
+
+    /// The configuration the network was built for.
+    pub fn config(&self) -> &ValidConfig {
+        &self.cfg
+    }
+
+    /// eps_hat `[B, K, F]` for x_t `[B, K, F]`, timesteps `t` (B of them, in `0..=T`) and the
+    /// conditioning `cond` `[B, K, F]`. `drop` gives dropout (training) or none.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        t: &[usize],
+        cond: &Tensor,
+        drop: &mut Dropout,
+    ) -> Result<Tensor> {
+        let (k, f) = (self.cfg.n_pre, self.cfg.features());
+        let dims = x.dims().to_vec();
+        if dims.len() != 3 || dims[1] != k || dims[2] != f || dims[0] != t.len() {
+            return Err(DiffusionError::Shape {
+                what: "denoiser input x_t".into(),
+                expected: format!("[{} (timesteps), {k}, {f}]", t.len()),
+                got: format!("{dims:?}"),
+            });
+        }
+        if cond.dims() != x.dims() {
+            return Err(DiffusionError::Shape {
+                what: "denoiser conditioning".into(),
+                expected: format!("{dims:?}"),
+                got: format!("{:?}", cond.dims()),
+            });
+        }
+        let b = dims[0];
+        let mut h = self
+            .joint_embed
+            .forward(x)?
+            .broadcast_add(&self.pos_embed)?;
+        let temb = timestep_embedding(t, self.cfg.d_model, x.device())?;
+        let emb = (self.time2.forward(&self.time1.forward(&temb)?.silu()?)?
+            + self.cond_embed.forward(&cond.reshape((b, k * f))?)?)?;
+        let silu_emb = emb.silu()?;
+        let half = self.layers.len() / 2;
+        let mut skips = Vec::with_capacity(half);
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i < half {
+                skips.push(h.clone());
+            }
+            h = layer.attn.forward(&h, &silu_emb, drop)?;
+            h = layer.ffn.forward(&h, &silu_emb, drop)?;
+            if i >= half {
+                let s = skips.pop().ok_or_else(|| {
+                    DiffusionError::InvalidArgument("odd layer count reached the denoiser".into())
+                })?;
+                h = (h + s)?;
+            }
+        }
+        Ok(self.out.forward(&h)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_abs_diff_eq;
+
+    #[test]
+    fn timestep_embedding_by_hand() {
+        let e = timestep_embedding(&[0, 3], 4, &Device::Cpu).unwrap();
+        let e: Vec<Vec<f32>> = e.to_vec2().unwrap();
+        // half = 2: f = [1, 10000^-0.5 = 0.01].
+        assert_eq!(e[0], vec![1.0, 1.0, 0.0, 0.0]);
+        assert_abs_diff_eq!(e[1][0], 3f32.cos(), epsilon = 1e-6);
+        assert_abs_diff_eq!(e[1][1], 0.03f32.cos(), epsilon = 1e-6);
+        assert_abs_diff_eq!(e[1][2], 3f32.sin(), epsilon = 1e-6);
+        assert_abs_diff_eq!(e[1][3], 0.03f32.sin(), epsilon = 1e-6);
+    }
+}

@@ -1,0 +1,73 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when configuring, training, saving or sampling the model.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffusionError {
+    /// A configuration field is outside its valid range.
+    #[error("invalid config: {field}: {message}")]
+    Config {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A tensor or clip has the wrong shape for what it is used as.
+    #[error("shape error in {what}: expected {expected}, got {got}")]
+    Shape {
+        /// What was being checked.
+        what: String,
+        /// The expected shape, in words.
+        expected: String,
+        /// The shape that was found.
+        got: String,
+    },
+    /// An argument is outside its valid range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file (config, checkpoint state) is malformed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the parser said (with line and column).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A weights file could not be read or lacks a tensor.
+    #[error("{path}: {source}")]
+    Weights {
+        /// The file at fault.
+        path: PathBuf,
+        /// What candle said.
+        #[source]
+        source: candle_core::Error,
+    },
+    /// Drawing a picture failed.
+    #[error("{path}: drawing failed: {message}")]
+    Plot {
+        /// The picture being drawn.
+        path: PathBuf,
+        /// What plotters said.
+        message: String,
+    },
+    /// Motion data handling failed.
+    #[error(transparent)]
+    Motion(#[from] haad_motion::MotionError),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Shorthand for `Result<T, DiffusionError>`.
+pub type Result<T> = std::result::Result<T, DiffusionError>;

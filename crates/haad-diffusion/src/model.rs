@@ -1,0 +1,243 @@
+//! [`DiffusionModel`]: a denoiser with its configuration, noise schedule and DCT basis; saving
+//! and loading (`config.json` + `model.safetensors`).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use haad_motion::dct::DctBasis;
+use haad_motion::Motion;
+
+use crate::config::{DiffusionConfig, ValidConfig};
+use crate::denoiser::{Denoiser, Dropout};
+use crate::error::{DiffusionError, Result};
+use crate::init::seeded_var_builder;
+use crate::schedule::NoiseSchedule;
+
+/// The config file of a saved model.
+pub const CONFIG_FILE: &str = "config.json";
+/// The weights file of a saved model (safetensors).
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// A denoiser eps_theta with everything needed to train and sample it.
+pub struct DiffusionModel {
+    cfg: ValidConfig,
+    schedule: NoiseSchedule,
+    analysis: Tensor,
+    synthesis: Tensor,
+    varmap: VarMap,
+    net: Denoiser,
+    device: Device,
+}
+
+impl DiffusionModel {
+    /// A freshly initialised model; all weights are drawn from `seed`.
+    pub fn new(cfg: &ValidConfig, seed: u64, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let net = Denoiser::new(cfg, seeded_var_builder(&varmap, seed, device))?;
+        Self::assemble(cfg, varmap, net, device)
+    }
+
+    fn assemble(cfg: &ValidConfig, varmap: VarMap, net: Denoiser, device: &Device) -> Result<Self> {
+        let basis = DctBasis::new(cfg.frames, cfg.n_pre)?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            schedule: NoiseSchedule::new(cfg.schedule, cfg.diffusion_steps)?,
+            analysis: basis.analysis_tensor(device)?,
+            synthesis: basis.synthesis_tensor(device)?,
+            varmap,
+            net,
+            device: device.clone(),
+        })
+    }
+
+    /// Loads a model saved by [`DiffusionModel::save`] from `dir`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg_path).map_err(|source| DiffusionError::Io {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        let cfg: DiffusionConfig =
+            serde_json::from_str(&text).map_err(|source| DiffusionError::Json {
+                path: cfg_path,
+                source,
+            })?;
+        let mut model = Self::new(&cfg.check()?, 0, device)?;
+        model.load_weights(&dir.join(WEIGHTS_FILE))?;
+        Ok(model)
+    }
+
+    /// Replaces every weight with the one of the same name in a safetensors file.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let wrap = |source| DiffusionError::Weights {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tensors = candle_core::safetensors::load(path, &self.device).map_err(wrap)?;
+        let data =
+            self.varmap.data().lock().map_err(|_| {
+                DiffusionError::InvalidArgument("variable map lock poisoned".into())
+            })?;
+        for (name, var) in data.iter() {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| wrap(candle_core::Error::Msg(format!("missing tensor {name}"))))?;
+            if t.dims() != var.dims() {
+                return Err(wrap(candle_core::Error::Msg(format!(
+                    "tensor {name} has shape {:?}, the config needs {:?}",
+                    t.dims(),
+                    var.dims()
+                ))));
+            }
+            var.set(&t.to_dtype(DType::F32).map_err(wrap)?)
+                .map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (created if missing).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| DiffusionError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let cfg_path = dir.join(CONFIG_FILE);
+        let json = serde_json::to_string_pretty(self.cfg.config()).map_err(|source| {
+            DiffusionError::Json {
+                path: cfg_path.clone(),
+                source,
+            }
+        })?;
+        std::fs::write(&cfg_path, json).map_err(|source| DiffusionError::Io {
+            path: cfg_path,
+            source,
+        })?;
+        self.save_weights(&dir.join(WEIGHTS_FILE))
+    }
+
+    /// Writes the weights alone as safetensors.
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        self.varmap
+            .save(path)
+            .map_err(|source| DiffusionError::Weights {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ValidConfig {
+        &self.cfg
+    }
+
+    /// The same model with another normalisation scale in its configuration (weights shared).
+    pub fn set_scale(&mut self, scale: f32) -> Result<()> {
+        self.cfg = self.cfg.with_scale(scale)?;
+        Ok(())
+    }
+
+    /// The noise schedule.
+    pub fn schedule(&self) -> &NoiseSchedule {
+        &self.schedule
+    }
+
+    /// The network.
+    pub fn denoiser(&self) -> &Denoiser {
+        &self.net
+    }
+
+    /// The trainable variables, by name.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A new model with the same configuration whose weights are copies of this one's.
+    pub fn duplicate(&self) -> Result<Self> {
+        let varmap = VarMap::new();
+        {
+            let src = self.varmap.data().lock().map_err(|_| {
+                DiffusionError::InvalidArgument("variable map lock poisoned".into())
+            })?;
+            let mut dst = varmap.data().lock().map_err(|_| {
+                DiffusionError::InvalidArgument("variable map lock poisoned".into())
+            })?;
+            for (name, var) in src.iter() {
+                dst.insert(
+                    name.clone(),
+                    candle_core::Var::from_tensor(&var.as_tensor().copy()?)?,
+                );
+            }
+        }
+        let net = Denoiser::new(
+            &self.cfg,
+            VarBuilder::from_varmap(&varmap, DType::F32, &self.device),
+        )?;
+        Self::assemble(&self.cfg, varmap, net, &self.device)
+    }
+
+    /// Clips of exactly N frames and J joints (root-relative, in data units) as normalised
+    /// frames `[B, N, F]` (divided by the config's `scale`).
+    pub fn frames_tensor(&self, clips: &[Motion]) -> Result<Tensor> {
+        let (n, j) = (self.cfg.frames, self.cfg.joints);
+        let mut v = Vec::with_capacity(clips.len() * n * 3 * j);
+        for (i, c) in clips.iter().enumerate() {
+            if c.frames() != n || c.joints() != j {
+                return Err(DiffusionError::Shape {
+                    what: format!("clip {i}"),
+                    expected: format!("{n} frames of {j} joints (prepare raw clips first)"),
+                    got: format!("{} frames of {} joints", c.frames(), c.joints()),
+                });
+            }
+            c.check_finite()?;
+            v.extend(c.data().iter().map(|x| x / self.cfg.scale));
+        }
+        Ok(Tensor::from_vec(v, (clips.len(), n, 3 * j), &self.device)?)
+    }
+
+    /// Normalised frames `[B, N, F]` back to clips in data units.
+    pub fn tensor_to_clips(&self, frames: &Tensor, fps: Option<f32>) -> Result<Vec<Motion>> {
+        let frames = (frames * self.cfg.scale as f64)?;
+        let rows: Vec<Vec<Vec<f32>>> = frames.to_vec3()?;
+        rows.into_iter()
+            .map(|clip| {
+                let flat: Vec<f32> = clip.into_iter().flatten().collect();
+                Ok(Motion::from_flat(flat, self.cfg.joints, fps)?)
+            })
+            .collect()
+    }
+
+    /// The first K DCT coefficients of frames: `D_K x`, `[B, N, F]` -> `[B, K, F]`.
+    pub fn to_dct(&self, frames: &Tensor) -> Result<Tensor> {
+        Ok(self.analysis.broadcast_matmul(frames)?)
+    }
+
+    /// Frames from K coefficients: `D_K^T c`, `[B, K, F]` -> `[B, N, F]`.
+    pub fn from_dct(&self, coeffs: &Tensor) -> Result<Tensor> {
+        Ok(self.synthesis.broadcast_matmul(coeffs)?)
+    }
+
+    /// The conditioning spectrum `[B, K, F]`: the DCT of the frames `[B, N, F]` with every frame
+    /// after the first t_his replaced by the last observed one.
+    pub fn condition(&self, frames: &Tensor) -> Result<Tensor> {
+        let (b, n, f) = frames.dims3()?;
+        let h = self.cfg.t_his;
+        let last = frames.narrow(1, h - 1, 1)?.broadcast_as((b, n - h, f))?;
+        let padded = Tensor::cat(&[&frames.narrow(1, 0, h)?, &last.contiguous()?], 1)?;
+        self.to_dct(&padded)
+    }
+
+    /// eps_hat for x_t `[B, K, F]` at timesteps `t` given the conditioning (no dropout), detached
+    /// from the computation graph.
+    pub fn predict_noise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .net
+            .forward(x_t, t, cond, &mut Dropout::off())?
+            .detach())
+    }
+}

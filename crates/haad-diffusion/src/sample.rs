@@ -1,0 +1,107 @@
+//! DDIM sampling (eta = 0) with DCT completion after every step (HumanMAC's inference).
+
+use candle_core::{Device, Tensor};
+use haad_motion::Motion;
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{DiffusionError, Result};
+use crate::model::DiffusionModel;
+
+/// At most this many completions go through the network at once.
+pub const SAMPLE_BATCH: usize = 256;
+
+/// A standard normal tensor drawn from `rng` (candle's own CPU RNG cannot be seeded).
+pub fn randn(dims: &[usize], rng: &mut StdRng, device: &Device) -> Result<Tensor> {
+    let n: usize = dims.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+    Ok(Tensor::from_vec(v, dims, device)?)
+}
+
+impl DiffusionModel {
+    /// The frame mask `[1, N, 1]`: 1 for the first t_his (observed) frames, 0 after.
+    fn observed_mask(&self) -> Result<Tensor> {
+        let (n, h) = (self.config().frames, self.config().t_his);
+        let v: Vec<f32> = (0..n).map(|i| if i < h { 1.0 } else { 0.0 }).collect();
+        Ok(Tensor::from_vec(v, (1, n, 1), self.device())?)
+    }
+
+    /// Runs DDIM (eta = 0) from x_T ~ N(0, I) down the config's grid of S timesteps with the noise
+    /// prediction `eps(x_t, t)`, and returns x_0 `[B, K, F]`.
+    ///
+    /// With `complete`, after every step from t to t' the observed frames are imposed: the known
+    /// spectrum `c_obs` `[B, K, F]` is noised to `sqrt(ab(t')) c_obs + sqrt(1 - ab(t')) z`, both it
+    /// and the sample are mapped to frames with the inverse DCT, the first t_his frames are taken
+    /// from the known one and the rest from the sample, and the result goes back to the DCT.
+    /// The last step reaches t' = 0 (ab = 1), where the known spectrum is `c_obs` itself.
+    pub fn ddim_with<E>(
+        &self,
+        c_obs: &Tensor,
+        complete: bool,
+        rng: &mut StdRng,
+        mut eps: E,
+    ) -> Result<Tensor>
+    where
+        E: FnMut(&Tensor, usize) -> Result<Tensor>,
+    {
+        let dims = c_obs.dims().to_vec();
+        let grid = self.config().ddim_grid();
+        let mask = self.observed_mask()?;
+        let keep = (1.0 - &mask)?;
+        let mut x = randn(&dims, rng, self.device())?;
+        for i in (0..grid.len()).rev() {
+            let t = grid[i];
+            let t_prev = if i == 0 { 0 } else { grid[i - 1] };
+            let ab = self.schedule().alpha_bar(t);
+            let abp = self.schedule().alpha_bar(t_prev);
+            // Detached: the weights are trainable variables, and without this every step would
+            // keep the previous steps' computation graphs (and activations) alive.
+            let e = eps(&x, t)?.detach();
+            let x0 = ((&x - (&e * (1.0 - ab).sqrt())?)? / ab.sqrt())?;
+            x = ((x0 * abp.sqrt())? + (&e * (1.0 - abp).sqrt())?)?;
+            if complete {
+                let z = randn(&dims, rng, self.device())?;
+                let known = ((c_obs * abp.sqrt())? + (z * (1.0 - abp).sqrt())?)?;
+                let frames = (self.from_dct(&known)?.broadcast_mul(&mask)?
+                    + self.from_dct(&x)?.broadcast_mul(&keep)?)?;
+                x = self.to_dct(&frames)?;
+            }
+            x = x.detach();
+        }
+        Ok(x)
+    }
+
+    /// `per_clip` completions of each observed clip, clip-major, as N-frame clips in data units.
+    ///
+    /// `observed`: clips of exactly N frames and J joints, root-relative (see
+    /// `haad_motion::preprocess::prepare`); only their first t_his frames are used. Each
+    /// completion is the inverse DCT of the sampled K coefficients, so its observed part is the
+    /// low-pass (K-coefficient) version of the observed frames. All noise comes from `seed`.
+    pub fn complete(&self, observed: &[Motion], per_clip: usize, seed: u64) -> Result<Vec<Motion>> {
+        if per_clip == 0 {
+            return Err(DiffusionError::InvalidArgument(
+                "need at least one completion per clip".into(),
+            ));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let clips_per_chunk = (SAMPLE_BATCH / per_clip).max(1);
+        let mut out = Vec::with_capacity(observed.len() * per_clip);
+        for chunk in observed.chunks(clips_per_chunk) {
+            let frames = self.frames_tensor(chunk)?;
+            let (b, n, f) = frames.dims3()?;
+            // Repeat each clip per_clip times, clip-major.
+            let frames = frames
+                .unsqueeze(1)?
+                .broadcast_as((b, per_clip, n, f))?
+                .reshape((b * per_clip, n, f))?;
+            let c_obs = self.condition(&frames)?;
+            let rows = b * per_clip;
+            let x0 = self.ddim_with(&c_obs, true, &mut rng, |x, t| {
+                self.predict_noise(x, &vec![t; rows], &c_obs)
+            })?;
+            let fps = chunk.first().and_then(|m| m.fps());
+            out.extend(self.tensor_to_clips(&self.from_dct(&x0)?, fps)?);
+        }
+        Ok(out)
+    }
+}

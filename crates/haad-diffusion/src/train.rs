@@ -1,0 +1,240 @@
+//! One training step of the denoiser ([`Trainer`]), the EMA of its weights, the training
+//! augmentation (rotation about the vertical axis, mirroring) and the data scale.
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use haad_motion::augment::{Axis3, RotateJitterAugmenter};
+use haad_motion::{preprocess, Motion};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::config::ValidConfig;
+use crate::denoiser::Dropout;
+use crate::error::{DiffusionError, Result};
+use crate::model::DiffusionModel;
+use crate::sample::randn;
+
+fn axis_index(a: Axis3) -> usize {
+    match a {
+        Axis3::X => 0,
+        Axis3::Y => 1,
+        Axis3::Z => 2,
+    }
+}
+
+/// The training augmentation of one prepared clip (root at the origin at frame 0): a rotation
+/// by a uniform angle in `[-max_rotation, max_rotation]` about the vertical axis through joint `root`'s frame-0
+/// position (when `cfg.rotate`), then, with probability 1/2, a mirror image that negates the
+/// lateral coordinate (when `cfg.mirror`).
+///
+/// Mirroring does not swap left and right joint labels: the loaders' joint names are generic
+/// and the model only needs plausible motion, so a mirrored clip is a left-handed performer with
+/// the original joint order.
+pub fn augment_clip(
+    clip: &Motion,
+    cfg: &ValidConfig,
+    root: usize,
+    rng: &mut StdRng,
+) -> Result<Motion> {
+    let mut m = clip.clone();
+    if cfg.rotate {
+        let angle = rng.random_range(-cfg.max_rotation..=cfg.max_rotation);
+        let rot = RotateJitterAugmenter {
+            up: cfg.up,
+            max_angle: 0.0,
+            jitter_std: 0.0,
+            root,
+        };
+        m = rot.rotate(&m, angle)?;
+    }
+    if cfg.mirror && rng.random_bool(0.5) {
+        let lat = axis_index(cfg.lateral);
+        let mut data = m.into_data();
+        data.index_axis_mut(ndarray::Axis(2), lat)
+            .mapv_inplace(|v| -v);
+        m = Motion::new(data, clip.fps())?;
+    }
+    Ok(m)
+}
+
+/// The normalisation scale of a set of raw clips: the RMS of all coordinates after
+/// `prepare(clip, frames, root)` (first N frames, frame-0 root subtracted).
+pub fn data_scale(clips: &[Motion], frames: usize, root: usize) -> Result<f32> {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for c in clips {
+        let p = preprocess::prepare(c, frames, root)?;
+        sum += p
+            .data()
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>();
+        n += p.data().len();
+    }
+    let rms = (sum / n.max(1) as f64).sqrt() as f32;
+    if !(rms.is_finite() && rms > 0.0) {
+        return Err(DiffusionError::InvalidArgument(format!(
+            "cannot normalise: {} clips have coordinate RMS {rms}",
+            clips.len()
+        )));
+    }
+    Ok(rms)
+}
+
+/// Trains a [`DiffusionModel`] with Adam (AdamW, weight decay 0) and keeps an exponential moving
+/// average of its weights (the model used for sampling).
+pub struct Trainer {
+    model: DiffusionModel,
+    ema: DiffusionModel,
+    opt: AdamW,
+    steps: usize,
+}
+
+impl Trainer {
+    /// A fresh model drawn from `seed`, its EMA copy and the optimiser.
+    pub fn new(cfg: &ValidConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::from_model(DiffusionModel::new(cfg, seed, device)?)
+    }
+
+    /// Continues training `model` (its EMA starts as a copy of it).
+    pub fn from_model(model: DiffusionModel) -> Result<Self> {
+        let ema = model.duplicate()?;
+        let opt = AdamW::new(
+            model.varmap().all_vars(),
+            ParamsAdamW {
+                lr: model.config().learning_rate,
+                weight_decay: 0.0,
+                ..ParamsAdamW::default()
+            },
+        )?;
+        Ok(Self {
+            model,
+            ema,
+            opt,
+            steps: 0,
+        })
+    }
+
+    /// Resumes from trained weights and their EMA (same configuration), after `steps` steps.
+    pub fn resume(model: DiffusionModel, ema: DiffusionModel, steps: usize) -> Result<Self> {
+        let mut t = Self::from_model(model)?;
+        t.ema = ema;
+        t.steps = steps;
+        Ok(t)
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &DiffusionModel {
+        &self.model
+    }
+
+    /// The EMA of the weights (use it for sampling).
+    pub fn ema(&self) -> &DiffusionModel {
+        &self.ema
+    }
+
+    /// Optimiser steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Sets the normalisation scale of both models (before training starts).
+    pub fn set_scale(&mut self, scale: f32) -> Result<()> {
+        self.model.set_scale(scale)?;
+        self.ema.set_scale(scale)
+    }
+
+    /// Sets the learning rate.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.opt.set_learning_rate(lr);
+    }
+
+    /// The noise-prediction loss `MSE(eps_theta(x_t, t, c), eps)` of `clips` (prepared, N frames,
+    /// root-relative, data units) with t uniform in `[1, T)`, eps ~ N(0, I), conditioning dropped
+    /// with probability `1 - p_cond`, and dropout when `train`. Returns the scalar loss tensor.
+    pub fn loss(
+        model: &DiffusionModel,
+        clips: &[Motion],
+        rng: &mut StdRng,
+        train: bool,
+    ) -> Result<Tensor> {
+        let cfg = model.config();
+        let frames = model.frames_tensor(clips)?;
+        let x0 = model.to_dct(&frames)?;
+        let (b, k, f) = x0.dims3()?;
+        let keep: Vec<f32> = (0..b)
+            .map(|_| {
+                if rng.random::<f32>() < cfg.p_cond {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let keep = Tensor::from_vec(keep, (b, 1, 1), model.device())?;
+        let cond = model.condition(&frames)?.broadcast_mul(&keep)?;
+        let t: Vec<usize> = (0..b)
+            .map(|_| rng.random_range(1..cfg.diffusion_steps))
+            .collect();
+        let eps = randn(&[b, k, f], rng, model.device())?;
+        let x_t = q_sample(model, &x0, &t, &eps)?;
+        let mut drop_rng = StdRng::seed_from_u64(rng.random());
+        let mut drop = if train {
+            Dropout::new(cfg.dropout, Some(&mut drop_rng))
+        } else {
+            Dropout::off()
+        };
+        let eps_hat = model.denoiser().forward(&x_t, &t, &cond, &mut drop)?;
+        Ok((eps_hat - eps)?.sqr()?.mean_all()?)
+    }
+
+    /// One Adam step on a batch of prepared clips (augment them first), then the EMA update.
+    /// Returns the batch loss.
+    pub fn step(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
+        let loss = Self::loss(&self.model, clips, rng, true)?;
+        let value = loss.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Err(DiffusionError::InvalidArgument(format!(
+                "training diverged at step {}: loss {value}",
+                self.steps
+            )));
+        }
+        self.opt.backward_step(&loss)?;
+        self.update_ema()?;
+        self.steps += 1;
+        Ok(value)
+    }
+
+    fn update_ema(&mut self) -> Result<()> {
+        let d = self.model.config().ema_decay as f64;
+        let poisoned = || DiffusionError::InvalidArgument("variable map lock poisoned".into());
+        let src = self.model.varmap().data().lock().map_err(|_| poisoned())?;
+        let dst = self.ema.varmap().data().lock().map_err(|_| poisoned())?;
+        for (name, var) in src.iter() {
+            let e = dst.get(name).ok_or_else(|| {
+                DiffusionError::InvalidArgument(format!("EMA lacks weight {name}"))
+            })?;
+            let new = ((e.as_tensor() * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
+            e.set(&new)?;
+        }
+        Ok(())
+    }
+}
+
+/// x_t = sqrt(ab(t)) x0 + sqrt(1 - ab(t)) eps, per row of `x0` `[B, K, F]`.
+pub fn q_sample(model: &DiffusionModel, x0: &Tensor, t: &[usize], eps: &Tensor) -> Result<Tensor> {
+    let b = t.len();
+    let s = model.schedule();
+    if t.iter().any(|&ti| ti > s.steps()) {
+        return Err(DiffusionError::InvalidArgument(format!(
+            "timesteps must lie in 0..={}",
+            s.steps()
+        )));
+    }
+    let a: Vec<f32> = t.iter().map(|&ti| s.alpha_bar(ti).sqrt() as f32).collect();
+    let c: Vec<f32> = t
+        .iter()
+        .map(|&ti| (1.0 - s.alpha_bar(ti)).sqrt() as f32)
+        .collect();
+    let a = Tensor::from_vec(a, (b, 1, 1), x0.device())?;
+    let c = Tensor::from_vec(c, (b, 1, 1), x0.device())?;
+    Ok((x0.broadcast_mul(&a)? + eps.broadcast_mul(&c)?)?)
+}

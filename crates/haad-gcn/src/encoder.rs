@@ -1,0 +1,218 @@
+//! The Res-GCN encoder: DCT features -> graph convolutions -> pooled embedding.
+
+use std::sync::Mutex;
+
+use candle_core::{Device, Tensor, D};
+use candle_nn::VarBuilder;
+use haad_motion::{dct::DctBasis, Motion};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::config::{EmbeddingLayer, Pooling, ValidEncoderConfig};
+use crate::error::{GcnError, Result};
+use crate::layers::{FlatBatchNorm, GcBlock, GraphConv};
+
+/// The Res-GCN encoder of the method (its reference implementation's layer names).
+///
+/// Input: prepared clips `[B, T, J, 3]`. Each joint's trajectory is projected on the first `K`
+/// rows of the orthonormal DCT-II (`D_K`, `[K, T]`); the joint's feature vector is
+/// coordinate-major, `[x_0 .. x_{K-1}, y_0 .. y_{K-1}, z_0 .. z_{K-1}]` (`3K` values; this is the
+/// reference code's "coefficients per coordinate" order), giving `X` of shape `[B, J, 3K]`.
+///
+/// Then `gc1: GC(3K -> F, bias)` -> `bn1: BatchNorm(J*F)` -> tanh -> dropout;
+/// `gcbs.i` for `i < blocks`: residual blocks (see [`GcBlock`]); `gc7: GC(F -> 3K, bias)` plus
+/// `X` (the global residual) is the output `[B, J, 3K]`. The embedding pools the output (or the
+/// last block's `[B, J, F]`, see [`EmbeddingLayer`]) as the config's [`Pooling`] says.
+#[derive(Debug)]
+pub struct Encoder {
+    config: ValidEncoderConfig,
+    dct: Tensor,
+    gc1: GraphConv,
+    bn1: FlatBatchNorm,
+    blocks: Vec<GcBlock>,
+    gc7: Option<GraphConv>,
+    dropout_rng: Mutex<StdRng>,
+}
+
+impl Encoder {
+    /// Builds the encoder, reading (or creating, unseeded) its weights under `vb`.
+    ///
+    /// Use [`crate::EncoderModel::new`] for weights drawn from a seeded generator. The encoder
+    /// computes in `vb`'s dtype (f32 normally; f64 works too). Dropout masks come from a
+    /// generator seeded with 0; see [`Encoder::set_dropout_seed`].
+    pub fn new(config: &ValidEncoderConfig, vb: VarBuilder) -> Result<Self> {
+        let (j, f, fi) = (config.joints, config.hidden, config.input_features());
+        let dct = DctBasis::new(config.frames, config.dct_coefficients)?
+            .analysis_tensor(vb.device())?
+            .to_dtype(vb.dtype())?;
+        let gc1 = GraphConv::new(j, fi, f, true, vb.pp("gc1"))?;
+        let bn1 = FlatBatchNorm::new(j, f, vb.pp("bn1"))?;
+        let blocks = (0..config.blocks)
+            .map(|i| GcBlock::new(j, f, vb.pp("gcbs").pp(i)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let gc7 = match config.embedding {
+            EmbeddingLayer::Output => Some(GraphConv::new(j, f, fi, true, vb.pp("gc7"))?),
+            EmbeddingLayer::Hidden => None,
+        };
+        Ok(Self {
+            config: config.clone(),
+            dct,
+            gc1,
+            bn1,
+            blocks,
+            gc7,
+            dropout_rng: Mutex::new(StdRng::seed_from_u64(0)),
+        })
+    }
+
+    /// The encoder's config.
+    pub fn config(&self) -> &ValidEncoderConfig {
+        &self.config
+    }
+
+    /// The device the encoder computes on.
+    pub fn device(&self) -> &Device {
+        self.dct.device()
+    }
+
+    /// `D_K`, the `[K, T]` DCT analysis matrix the encoder holds (in its dtype).
+    pub fn dct(&self) -> &Tensor {
+        &self.dct
+    }
+
+    /// Reseeds the generator of the dropout masks (only used when `dropout > 0` in training).
+    pub fn set_dropout_seed(&self, seed: u64) {
+        let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        *rng = StdRng::seed_from_u64(seed);
+    }
+
+    fn check_input(&self, xs: &Tensor) -> candle_core::Result<usize> {
+        let c = &self.config;
+        let want = [c.frames, c.joints, 3];
+        match xs.dims() {
+            [b, rest @ ..] if rest == want && *b > 0 => Ok(*b),
+            got => candle_core::bail!(
+                "encoder input: expected [B >= 1, {}, {}, 3], got {got:?}",
+                c.frames,
+                c.joints
+            ),
+        }
+    }
+
+    /// The DCT input features `X`, `[B, J, 3K]` (coordinate-major per joint), of clips
+    /// `[B, T, J, 3]`.
+    pub fn features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.node_features(xs)?.transpose(0, 1)?.contiguous()
+    }
+
+    /// The DCT input features in the node-major layout `[J, B, 3K]`.
+    fn node_features(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let b = self.check_input(xs)?;
+        let (t, j, k) = (
+            self.config.frames,
+            self.config.joints,
+            self.config.dct_coefficients,
+        );
+        // One product [K, T] x [T, B*3J] -> [K, B, J, 3] -> [J, B, 3, K].
+        let frames_first = xs
+            .reshape((b, t, j * 3))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((t, b * j * 3))?;
+        self.dct
+            .matmul(&frames_first)?
+            .reshape((k, b, j, 3))?
+            .permute((2, 1, 3, 0))?
+            .contiguous()?
+            .reshape((j, b, 3 * k))
+    }
+
+    fn dropout(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let p = self.config.dropout;
+        if !train || p == 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = {
+            let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+            (0..x.elem_count())
+                .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+                .collect()
+        };
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x.mul(&mask)
+    }
+
+    /// The last residual block's output `[J, B, F]` and the output `[J, B, 3K]` (when built),
+    /// node-major.
+    fn feature_maps(
+        &self,
+        xs: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let b = self.check_input(xs)?;
+        if train && b < 2 {
+            candle_core::bail!("training-mode BatchNorm needs at least 2 clips per batch, got {b}");
+        }
+        let x = self.node_features(xs)?;
+        let mut y = self.gc1.forward(&x)?;
+        y = self.bn1.forward_t(&y, train)?.tanh()?;
+        y = self.dropout(&y, train)?;
+        for block in &self.blocks {
+            let mut z = block.gc1.forward(&y)?;
+            z = block.bn1.forward_t(&z, train)?.tanh()?;
+            z = self.dropout(&z, train)?;
+            z = block.gc2.forward(&z)?;
+            z = block.bn2.forward_t(&z, train)?.tanh()?;
+            z = self.dropout(&z, train)?;
+            y = (z + y)?;
+        }
+        let out = match &self.gc7 {
+            Some(gc7) => Some((gc7.forward(&y)? + x)?),
+            None => None,
+        };
+        Ok((y, out))
+    }
+
+    /// The un-pooled feature map the embedding is taken from: `[B, J, 3K]` for
+    /// [`EmbeddingLayer::Output`], `[B, J, F]` for [`EmbeddingLayer::Hidden`].
+    pub fn feature_map(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (hidden, out) = self.feature_maps(xs, train)?;
+        out.unwrap_or(hidden).transpose(0, 1)?.contiguous()
+    }
+}
+
+impl candle_nn::ModuleT for Encoder {
+    /// `xs`: prepared clips `[B, T, J, 3]`; returns embeddings `[B, E]`. `train = true` uses
+    /// batch statistics in BatchNorm (and updates the running ones) and applies dropout.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let (hidden, out) = self.feature_maps(xs, train)?;
+        let map = out.unwrap_or(hidden); // [J, B, F]
+        match self.config.pooling {
+            Pooling::MaxOverFeatures => map.max(D::Minus1)?.t()?.contiguous(),
+            Pooling::MaxOverJoints => map.max(0),
+        }
+    }
+}
+
+/// Stacks prepared clips (each exactly `T` frames, `J` joints) into a `[B, T, J, 3]` f32
+/// tensor; errors name the clip index and shape.
+pub fn batch_tensor(clips: &[Motion], device: &Device) -> Result<Tensor> {
+    let first = clips.first().ok_or_else(|| GcnError::Shape {
+        what: "clip batch".into(),
+        expected: "at least one clip".into(),
+        got: "no clips".into(),
+    })?;
+    let (t, j) = (first.frames(), first.joints());
+    let mut values = Vec::with_capacity(clips.len() * t * j * 3);
+    for (i, clip) in clips.iter().enumerate() {
+        if clip.frames() != t || clip.joints() != j {
+            return Err(GcnError::Shape {
+                what: format!("clip {i}"),
+                expected: format!("[{t}, {j}, 3] like clip 0"),
+                got: format!("{:?}", clip.data().shape()),
+            });
+        }
+        values.extend(clip.data().iter().copied());
+    }
+    Ok(Tensor::from_vec(values, (clips.len(), t, j, 3), device)?)
+}

@@ -124,8 +124,13 @@ pub struct Skeleton {
 }
 
 impl Skeleton {
-    /// Checks that names and parents have one entry per joint, that every parent index comes
-    /// before its child (a topological order) and that `root` is a joint.
+    /// Checks that names and parents have one entry per joint, that the parents form a forest
+    /// (every parent index is a joint, and following parents from any joint ends at a joint
+    /// without parent: no cycles) and that `root` is a joint.
+    ///
+    /// Joints keep the order they are given in: a parent may come after its child (the MSR
+    /// Action3D order does that), so code that needs parents first uses
+    /// [`Skeleton::breadth_first`].
     pub fn new(names: Vec<String>, parents: Vec<Option<usize>>, root: usize) -> Result<Self> {
         if names.is_empty() || names.len() != parents.len() {
             return Err(MotionError::Shape {
@@ -134,11 +139,25 @@ impl Skeleton {
                 got: format!("{} names, {} parents", names.len(), parents.len()),
             });
         }
+        let j = names.len();
         for (i, p) in parents.iter().enumerate() {
             if let Some(p) = *p {
-                if p >= i {
+                if p >= j {
                     return Err(MotionError::InvalidArgument(format!(
-                        "joint {i} ({}) has parent {p}, which does not come before it",
+                        "joint {i} ({}) has parent {p}, out of range for {j} joints",
+                        names[i]
+                    )));
+                }
+            }
+            // Walk up at most j steps: a longer walk means a cycle.
+            let mut at = i;
+            let mut steps = 0;
+            while let Some(p) = parents[at] {
+                at = p;
+                steps += 1;
+                if steps > j {
+                    return Err(MotionError::InvalidArgument(format!(
+                        "joint {i} ({}) lies on a parent cycle",
                         names[i]
                     )));
                 }
@@ -194,6 +213,22 @@ impl Skeleton {
         Ok(self)
     }
 
+    /// Joint indices in breadth-first order: the tree roots (joints without parent) in index
+    /// order, then their children level by level, each level in index order. Every parent
+    /// comes before its children in this order.
+    pub fn breadth_first(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.joints())
+            .filter(|&i| self.parents[i].is_none())
+            .collect();
+        let mut next = 0;
+        while next < order.len() {
+            let p = order[next];
+            order.extend((0..self.joints()).filter(|&c| self.parents[c] == Some(p)));
+            next += 1;
+        }
+        order
+    }
+
     /// Bone list (child, parent) for drawing stick figures.
     pub fn bones(&self) -> Vec<(usize, usize)> {
         self.parents
@@ -233,10 +268,17 @@ mod tests {
     }
 
     #[test]
-    fn skeleton_checks_order_and_root() {
+    fn skeleton_checks_forest_and_root() {
         let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(Skeleton::new(n(&["a", "b"]), vec![None, Some(0)], 0).is_ok());
-        assert!(Skeleton::new(n(&["a", "b"]), vec![Some(1), None], 0).is_err());
+        // A parent may come after its child ...
+        let late = Skeleton::new(n(&["a", "b", "c"]), vec![Some(1), None, Some(0)], 1).unwrap();
+        assert_eq!(late.breadth_first(), vec![1, 0, 2]);
+        // ... but parents must exist and must not form a cycle.
+        assert!(Skeleton::new(n(&["a", "b"]), vec![Some(2), None], 0).is_err());
+        assert!(Skeleton::new(n(&["a", "b"]), vec![Some(1), Some(0)], 0).is_err());
+        assert!(Skeleton::new(n(&["a"]), vec![Some(0)], 0).is_err());
+        assert!(Skeleton::new(n(&["a", "b", "c"]), vec![None, Some(2), Some(1)], 0).is_err());
         assert!(Skeleton::new(n(&["a", "b"]), vec![None, Some(0)], 2).is_err());
         assert!(Skeleton::new(n(&["a"]), vec![None, None], 0).is_err());
         let s = Skeleton::new(n(&["a", "b", "c"]), vec![None, Some(0), Some(1)], 0).unwrap();

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod loss;
 pub mod optim;
+pub mod report;
 pub mod trainer;
 
 pub use config::{TrainConfig, ValidTrainConfig};

@@ -227,7 +227,7 @@ mod tests {
         assert!((q.data()[[0, 1, 2]]).abs() < 1e-6);
         assert!((q.data()[[0, 1, 0]] - 1.0).abs() < 1e-6);
         let seeded = |s| {
-            aug.augment(&[m.clone()], 2, &mut StdRng::seed_from_u64(s))
+            aug.augment(std::slice::from_ref(&m), 2, &mut StdRng::seed_from_u64(s))
                 .unwrap()
         };
         assert_eq!(seeded(4), seeded(4));

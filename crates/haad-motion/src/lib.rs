@@ -4,6 +4,11 @@
 //! root-relative, splitting categories into train/test and seen/unseen, and the orthonormal
 //! DCT-II that every model of haad works in.
 //!
+//! [`io::load`] reads MSR Action3D, BVH (forward kinematics), Bandai-Namco, HumanAct12, a
+//! folder layout for your own `.npy`/`.bvh` clips and the native `.safetensors` dataset file
+//! ([`Dataset::save`]); [`DatasetStats`] summarises what was loaded and skipped. See
+//! `docs/data.md` for the formats.
+//!
 //! ```
 //! use haad_motion::{dct::DctBasis, preprocess, Motion};
 //! use ndarray::Array3;
@@ -24,9 +29,11 @@ pub mod io;
 pub mod motion;
 pub mod preprocess;
 pub mod split;
+pub mod stats;
 
 pub use augment::Augmenter;
 pub use dataset::{Clip, Dataset, Skipped};
 pub use error::{MotionError, Result};
 pub use io::{load, DataFormat};
 pub use motion::{Motion, Skeleton};
+pub use stats::DatasetStats;

@@ -116,11 +116,30 @@ impl Motion {
 
 /// The joints of a skeleton: names, parent of each joint, and the joint used as the root for
 /// making clips root-relative.
+///
+/// Deserialising checks the same rules as [`Skeleton::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SkeletonParts")]
 pub struct Skeleton {
     names: Vec<String>,
     parents: Vec<Option<usize>>,
     root: usize,
+}
+
+/// The serialised fields of a [`Skeleton`], checked by `Skeleton::new` when deserialising.
+#[derive(Deserialize)]
+struct SkeletonParts {
+    names: Vec<String>,
+    parents: Vec<Option<usize>>,
+    root: usize,
+}
+
+impl TryFrom<SkeletonParts> for Skeleton {
+    type Error = MotionError;
+
+    fn try_from(p: SkeletonParts) -> Result<Self> {
+        Skeleton::new(p.names, p.parents, p.root)
+    }
 }
 
 impl Skeleton {
@@ -284,5 +303,13 @@ mod tests {
         let s = Skeleton::new(n(&["a", "b", "c"]), vec![None, Some(0), Some(1)], 0).unwrap();
         assert_eq!(s.bones(), vec![(1, 0), (2, 1)]);
         assert_eq!(s.index_of("c"), Some(2));
+        // Serde round trip, and deserialising checks the rules.
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Skeleton>(&json).unwrap(), s);
+        let cyclic = r#"{"names": ["a", "b"], "parents": [1, 0], "root": 0}"#;
+        let err = serde_json::from_str::<Skeleton>(cyclic)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cycle"), "{err}");
     }
 }

@@ -101,7 +101,10 @@ pub fn load_bandai(dir: &Path, label: BandaiLabel) -> Result<Dataset> {
             return Err(parse_error(
                 &json,
                 1,
-                format!("{label} id {id} out of range: {what} has {} names", names.len()),
+                format!(
+                    "{label} id {id} out of range: {what} has {} names",
+                    names.len()
+                ),
             ));
         }
         set.add(&path, id)?;

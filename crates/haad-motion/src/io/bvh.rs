@@ -159,13 +159,21 @@ impl<'a> Parser<'a, '_> {
         }
         let (line, count) = self.next("a channel count")?;
         let count: usize = count.parse().map_err(|_| {
-            parse_error(self.path, line, format!("channel count is not a number: `{count}`"))
+            parse_error(
+                self.path,
+                line,
+                format!("channel count is not a number: `{count}`"),
+            )
         })?;
         let mut channels = Vec::with_capacity(count);
         for _ in 0..count {
             let (line, tok) = self.next("a channel name")?;
             channels.push(Channel::parse(tok).ok_or_else(|| {
-                parse_error(self.path, line, format!("unknown channel `{tok}` {context}"))
+                parse_error(
+                    self.path,
+                    line,
+                    format!("unknown channel `{tok}` {context}"),
+                )
             })?);
         }
         let index = self.joints.len();
@@ -178,7 +186,9 @@ impl<'a> Parser<'a, '_> {
         });
         self.channels += count;
         loop {
-            let (line, tok) = self.next(&format!("`}}` closing joint {name} (opened at line {open})"))?;
+            let (line, tok) = self.next(&format!(
+                "`}}` closing joint {name} (opened at line {open})"
+            ))?;
             match tok {
                 "}" => return Ok(()),
                 "JOINT" => self.joint(Some(index))?,
@@ -234,7 +244,11 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
         p.joint(None)?;
     }
     if p.joints.is_empty() {
-        return Err(parse_error(path, motion_line + 1, "no joint before `MOTION`"));
+        return Err(parse_error(
+            path,
+            motion_line + 1,
+            "no joint before `MOTION`",
+        ));
     }
     let (joints, channels) = (p.joints, p.channels);
 
@@ -249,13 +263,21 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
             .ok_or_else(|| parse_error(path, i + 1, format!("expected `{key}`, found {line:?}")))
     };
     let n = header(motion_line + 1, "Frames:")?;
-    let frames: usize = n
-        .parse()
-        .map_err(|_| parse_error(path, motion_line + 2, format!("frame count: not a number: {n:?}")))?;
+    let frames: usize = n.parse().map_err(|_| {
+        parse_error(
+            path,
+            motion_line + 2,
+            format!("frame count: not a number: {n:?}"),
+        )
+    })?;
     let ft = header(motion_line + 2, "Frame Time:")?;
-    let frame_time: f64 = ft
-        .parse()
-        .map_err(|_| parse_error(path, motion_line + 3, format!("frame time: not a number: {ft:?}")))?;
+    let frame_time: f64 = ft.parse().map_err(|_| {
+        parse_error(
+            path,
+            motion_line + 3,
+            format!("frame time: not a number: {ft:?}"),
+        )
+    })?;
     if !(frame_time.is_finite() && frame_time > 0.0) {
         return Err(parse_error(
             path,
@@ -280,9 +302,10 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
         }
         let before = values.len();
         for tok in line.split_ascii_whitespace() {
-            values.push(tok.parse::<f64>().map_err(|_| {
-                parse_error(path, line_no, format!("not a number: `{tok}`"))
-            })?);
+            values.push(
+                tok.parse::<f64>()
+                    .map_err(|_| parse_error(path, line_no, format!("not a number: `{tok}`")))?,
+            );
         }
         let got = values.len() - before;
         if got != channels {
@@ -317,18 +340,26 @@ pub fn read_bvh(path: &Path) -> Result<Bvh> {
 
 type Mat3 = [[f64; 3]; 3];
 
+// Written out (no iterator chains) so that unoptimised test builds stay fast.
 fn mat_mul(a: &Mat3, b: &Mat3) -> Mat3 {
-    let mut c = [[0.0; 3]; 3];
-    for (i, row) in c.iter_mut().enumerate() {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = (0..3).map(|k| a[i][k] * b[k][j]).sum();
-        }
-    }
-    c
+    let [a0, a1, a2] = a;
+    let [b0, b1, b2] = b;
+    let row = |r: &[f64; 3]| {
+        [
+            r[0] * b0[0] + r[1] * b1[0] + r[2] * b2[0],
+            r[0] * b0[1] + r[1] * b1[1] + r[2] * b2[1],
+            r[0] * b0[2] + r[1] * b1[2] + r[2] * b2[2],
+        ]
+    };
+    [row(a0), row(a1), row(a2)]
 }
 
 fn mat_vec(a: &Mat3, v: &[f64; 3]) -> [f64; 3] {
-    [0, 1, 2].map(|i| a[i][0] * v[0] + a[i][1] * v[1] + a[i][2] * v[2])
+    [
+        a[0][0] * v[0] + a[0][1] * v[1] + a[0][2] * v[2],
+        a[1][0] * v[0] + a[1][1] * v[1] + a[1][2] * v[2],
+        a[2][0] * v[0] + a[2][1] * v[1] + a[2][2] * v[2],
+    ]
 }
 
 /// Rotation by `degrees` about axis 0 (x), 1 (y) or 2 (z).
@@ -400,28 +431,30 @@ impl Bvh {
         }
         let n = self.joints.len();
         let c = self.channels();
-        let mut out = Array3::<f32>::zeros((self.frames, n, 3));
+        let mut out = Vec::with_capacity(self.frames * n * 3);
         let mut world_pos = vec![[0.0f64; 3]; n];
         let mut world_rot = vec![IDENTITY; n];
         for f in 0..self.frames {
             let row = &self.values[f * c..(f + 1) * c];
-            let translations = self.local_translations(f);
             for (j, joint) in self.joints.iter().enumerate() {
+                let mut t = joint.offset;
                 let mut local = IDENTITY;
                 for (k, ch) in joint.channels.iter().enumerate() {
-                    let axis = match ch {
-                        Channel::Xrotation => 0,
-                        Channel::Yrotation => 1,
-                        Channel::Zrotation => 2,
-                        _ => continue,
-                    };
-                    local = mat_mul(&local, &axis_rotation(axis, row[joint.first_channel + k]));
+                    let v = row[joint.first_channel + k];
+                    match ch {
+                        Channel::Xposition => t[0] = v,
+                        Channel::Yposition => t[1] = v,
+                        Channel::Zposition => t[2] = v,
+                        Channel::Xrotation => local = mat_mul(&local, &axis_rotation(0, v)),
+                        Channel::Yrotation => local = mat_mul(&local, &axis_rotation(1, v)),
+                        Channel::Zrotation => local = mat_mul(&local, &axis_rotation(2, v)),
+                    }
                 }
-                let t = translations[j];
                 match joint.parent {
                     Some(p) => {
                         let d = mat_vec(&world_rot[p], &t);
-                        world_pos[j] = [0, 1, 2].map(|a| world_pos[p][a] + d[a]);
+                        let q = world_pos[p];
+                        world_pos[j] = [q[0] + d[0], q[1] + d[1], q[2] + d[2]];
                         world_rot[j] = mat_mul(&world_rot[p], &local);
                     }
                     None => {
@@ -429,11 +462,12 @@ impl Bvh {
                         world_rot[j] = local;
                     }
                 }
-                for a in 0..3 {
-                    out[[f, j, a]] = world_pos[j][a] as f32;
-                }
+                let p = world_pos[j];
+                out.extend_from_slice(&[p[0] as f32, p[1] as f32, p[2] as f32]);
             }
         }
+        let out =
+            Array3::from_shape_vec((self.frames, n, 3), out).expect("frames * joints * 3 values");
         Motion::new(out, Some(self.fps())).map(Some)
     }
 }
@@ -511,19 +545,32 @@ Frame Time: 0.04
         let bvh = parse_bvh(text, Path::new("order.bvh")).unwrap();
         assert_eq!(bvh.fps(), 30.0);
         let m = bvh.positions().unwrap().unwrap();
-        close(&m.data().slice(ndarray::s![0, 1, ..]).to_vec(), [0.0, 0.0, 1.0]);
+        close(
+            &m.data().slice(ndarray::s![0, 1, ..]).to_vec(),
+            [0.0, 0.0, 1.0],
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
         let bad = THREE.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Qrotation");
         let err = parse_bvh(&bad, Path::new("q.bvh")).unwrap_err().to_string();
-        assert!(err.starts_with("q.bvh:9:") && err.contains("Qrotation"), "{err}");
+        assert!(
+            err.starts_with("q.bvh:9:") && err.contains("Qrotation"),
+            "{err}"
+        );
         let short = THREE.replace("0 0 0 0 0 0   0 0 0   5 0 0 0\n", "");
-        let err = parse_bvh(&short, Path::new("s.bvh")).unwrap_err().to_string();
+        let err = parse_bvh(&short, Path::new("s.bvh"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("announces 3 frames, found 2"), "{err}");
         let wide = THREE.replace("5 0 0 0", "5 0 0 0 7");
-        let err = parse_bvh(&wide, Path::new("w.bvh")).unwrap_err().to_string();
-        assert!(err.starts_with("w.bvh:26:") && err.contains("14 values"), "{err}");
+        let err = parse_bvh(&wide, Path::new("w.bvh"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("w.bvh:26:") && err.contains("14 values"),
+            "{err}"
+        );
     }
 }

@@ -63,11 +63,11 @@ impl BvhSet {
         Ok(())
     }
 
-    /// The shared joint names and parents, if any file was read.
-    pub fn hierarchy(&self) -> Option<(&[String], &[Option<usize>], &Path)> {
+    /// The shared joint names and the first file read, if any.
+    pub fn names(&self) -> Option<(&[String], &Path)> {
         self.hierarchy
             .as_ref()
-            .map(|(n, p, f)| (n.as_slice(), p.as_slice(), f.as_path()))
+            .map(|(n, _, f)| (n.as_slice(), f.as_path()))
     }
 
     /// The shared skeleton with the root detected from the loaded clips

@@ -184,7 +184,8 @@ fn assemble(
                 });
                 continue;
             }
-            let motion = Motion::new(data, None).map_err(|e| parse_error(&path, 0, e.to_string()))?;
+            let motion =
+                Motion::new(data, None).map_err(|e| parse_error(&path, 0, e.to_string()))?;
             if let Some(reason) = unusable_reason(&motion) {
                 skipped.push(Skipped { path, reason });
                 continue;
@@ -198,7 +199,7 @@ fn assemble(
     }
     let skeleton = match (&skeleton_file, bvh.skeleton()?) {
         (Some((file, json)), bvh_skeleton) => {
-            if let (Some((names, _, first)), Some(b)) = (bvh.hierarchy(), &bvh_skeleton) {
+            if let (Some((names, first)), Some(b)) = (bvh.names(), &bvh_skeleton) {
                 if names != file.names.as_slice() {
                     return Err(parse_error(
                         first,

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use crate::dataset::{Clip, Dataset, Skipped};
 use crate::error::Result;
-use crate::io::{file_name, has_extension, npy::read_npy_positions, sorted_entries, unusable_reason};
+use crate::io::{
+    file_name, has_extension, npy::read_npy_positions, sorted_entries, unusable_reason,
+};
 use crate::motion::{Motion, Skeleton};
 use crate::MotionError;
 
@@ -188,6 +190,9 @@ mod tests {
         let s = smpl_skeleton();
         assert_eq!(s.names()[s.root()], "pelvis");
         assert_eq!(s.bones().len(), 23);
-        assert_eq!(s.parents()[s.index_of("right_hand").unwrap()], s.index_of("right_wrist"));
+        assert_eq!(
+            s.parents()[s.index_of("right_hand").unwrap()],
+            s.index_of("right_wrist")
+        );
     }
 }

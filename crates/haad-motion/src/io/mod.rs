@@ -1,6 +1,6 @@
 //! Loaders for real skeleton datasets, and the native dataset file.
 //!
-//! Every loader returns a [`Dataset`](crate::Dataset) or an error that names the file (and the
+//! Every loader returns a [`Dataset`] or an error that names the file (and the
 //! line or record) at fault; none panics on a bad file. A clip that parses but cannot be used
 //! (no frames, every coordinate zero, a NaN or infinite coordinate) is not loaded: it is listed
 //! in [`Dataset::skipped`](crate::Dataset::skipped) with the reason.
@@ -114,12 +114,22 @@ pub fn load(format: DataFormat, path: impl AsRef<Path>) -> Result<Dataset> {
 /// Why a parsed clip cannot be used, or `None` when it can: every coordinate zero (a failed
 /// recording) or a non-finite coordinate.
 pub fn unusable_reason(motion: &Motion) -> Option<String> {
-    if let Some(((t, j, c), v)) = motion.data().indexed_iter().find(|(_, v)| !v.is_finite()) {
+    let data = motion.data();
+    let all_finite = data.as_slice().map_or_else(
+        || data.iter().all(|v| v.is_finite()),
+        |s| s.iter().all(|v| v.is_finite()),
+    );
+    if all_finite {
+        // Fall through to the zero check.
+    } else if let Some(((t, j, c), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Some(format!(
             "non-finite coordinate {v} at frame {t}, joint {j}, axis {c}"
         ));
     }
-    if motion.is_all_zero() {
+    let all_zero = data
+        .as_slice()
+        .map_or_else(|| motion.is_all_zero(), |s| s.iter().all(|&v| v == 0.0));
+    if all_zero {
         return Some(format!(
             "all coordinates are zero in all {} frames (a failed recording)",
             motion.frames()

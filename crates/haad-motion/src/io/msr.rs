@@ -147,9 +147,9 @@ pub fn read_msr_file(path: &Path) -> Result<Option<Motion>> {
                     format!("more than 4 values (x y z confidence) on a row: {line:?}"),
                 ));
             }
-            row[n] = tok.parse().map_err(|_| {
-                parse_error(path, line_no, format!("not a number: {tok:?}"))
-            })?;
+            row[n] = tok
+                .parse()
+                .map_err(|_| parse_error(path, line_no, format!("not a number: {tok:?}")))?;
             n += 1;
         }
         if n != 4 {

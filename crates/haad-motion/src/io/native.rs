@@ -142,7 +142,10 @@ impl Dataset {
                 .tensor(name)
                 .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
             if t.dtype() != dtype {
-                return Err(bad(format!("tensor `{name}` is {:?}, expected {dtype:?}", t.dtype())));
+                return Err(bad(format!(
+                    "tensor `{name}` is {:?}, expected {dtype:?}",
+                    t.dtype()
+                )));
             }
             Ok(t)
         };
@@ -257,7 +260,10 @@ mod tests {
         let path = tmp("bad.safetensors");
         std::fs::write(&path, b"not a dataset").unwrap();
         let err = Dataset::load(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.safetensors") && err.contains("safetensors"), "{err}");
+        assert!(
+            err.contains("bad.safetensors") && err.contains("safetensors"),
+            "{err}"
+        );
         // A safetensors file without our metadata.
         let t = TensorView::new(Dtype::F32, vec![1], &[0u8; 4]).unwrap();
         std::fs::write(&path, safetensors::serialize([("x", t)], None).unwrap()).unwrap();

@@ -17,19 +17,17 @@ pub fn read_npy_positions(path: &Path) -> Result<Array3<f32>> {
     let bad = |e: ReadNpyError| parse_error(path, 0, format!("cannot read as .npy: {e}"));
     let array: ArrayD<f32> = match ArrayD::<f32>::read_npy(bytes.as_slice()) {
         Ok(a) => a,
-        Err(ReadNpyError::WrongDescriptor(_)) => {
-            match ArrayD::<f64>::read_npy(bytes.as_slice()) {
-                Ok(a) => a.mapv(|v| v as f32),
-                Err(ReadNpyError::WrongDescriptor(d)) => {
-                    return Err(parse_error(
-                        path,
-                        0,
-                        format!("element type {d} is neither f32 nor f64"),
-                    ))
-                }
-                Err(e) => return Err(bad(e)),
+        Err(ReadNpyError::WrongDescriptor(_)) => match ArrayD::<f64>::read_npy(bytes.as_slice()) {
+            Ok(a) => a.mapv(|v| v as f32),
+            Err(ReadNpyError::WrongDescriptor(d)) => {
+                return Err(parse_error(
+                    path,
+                    0,
+                    format!("element type {d} is neither f32 nor f64"),
+                ))
             }
-        }
+            Err(e) => return Err(bad(e)),
+        },
         Err(e) => return Err(bad(e)),
     };
     let shape = array.shape().to_vec();

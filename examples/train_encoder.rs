@@ -13,8 +13,11 @@ use std::time::Instant;
 use candle_core::Device;
 use clap::Parser;
 use haad::contrastive::report::{format_log_table, plot_log};
-use haad::contrastive::{train, OptimizerKind, TrainConfig, TrainOptions};
-use haad::gcn::{EmbeddingLayer, Pooling};
+use haad::contrastive::{
+    train, ContrastiveError, OptimizerKind, TrainConfig, TrainOptions, ValidationData, Validator,
+};
+use haad::detect::{few_shot_validation_auc, Scoring};
+use haad::gcn::{EmbeddingLayer, EncoderModel, Pooling};
 use haad::motion::augment::{Augmenter, CropAugmenter, RotateJitterAugmenter};
 use haad::motion::{load, DataFormat};
 use serde::de::DeserializeOwned;
@@ -92,6 +95,10 @@ struct Args {
     /// Write a checkpoint every this many epochs (default 10).
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Hold out this share of each seen category's training clips and keep the epoch with the
+    /// best few-shot validation AUC (K = 3, 5 seeds) in OUT/best (default 0: no validation).
+    #[arg(long)]
+    validation: Option<f64>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -131,6 +138,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
+    if let Some(v) = a.validation {
+        cfg.validation_fraction = v;
+    }
     if let Some(v) = a.checkpoint_every {
         cfg.checkpoint_every = v;
     }
@@ -167,6 +177,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = start.elapsed().as_secs_f64();
     println!("{}", format_log_table(&outcome.log, 10));
     plot_log(&outcome.log, &a.out.join("loss.svg"))?;
+    if let Some((best, dir)) = &outcome.best {
+        println!(
+            "best validation AUC {:.4} at epoch {} (encoder in {})",
+            best.score,
+            best.epoch,
+            dir.display()
+        );
+    }
     println!(
         "trained {} epochs in {seconds:.1} s; encoder in {}; log in {}; plot in {}",
         outcome.log.len(),

@@ -27,4 +27,6 @@ pub mod trainer;
 pub use config::{TrainConfig, ValidTrainConfig};
 pub use error::{ContrastiveError, Result};
 pub use optim::OptimizerKind;
-pub use trainer::{train, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator};
+pub use trainer::{
+    train, BestEpoch, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator,
+};

@@ -95,10 +95,13 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let theta = var.as_tensor();
+            // Gradients may carry the forward graph's history; the moments must not, or every
+            // step would keep all earlier graphs alive.
+            let theta = var.as_tensor().detach();
+            let g = g.detach();
             let g = match p.kind {
-                OptimizerKind::Adam if p.weight_decay > 0.0 => (g + (theta * p.weight_decay)?)?,
-                _ => g.clone(),
+                OptimizerKind::Adam if p.weight_decay > 0.0 => (g + (&theta * p.weight_decay)?)?,
+                _ => g,
             };
             let m = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
             let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
@@ -217,6 +220,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn moments_keep_no_graph_history() {
+        // A gradient of x * x depends on x, a variable, so it carries the forward graph; moments
+        // that kept it would chain every step's graph to the next (an unbounded memory leak).
+        let var = Var::from_tensor(&Tensor::new(&[1.5f32, -0.5], &Device::Cpu).unwrap()).unwrap();
+        for kind in [OptimizerKind::Adam, OptimizerKind::AdamW] {
+            let mut opt = Adam::new(vec![("x".into(), var.clone())], params(kind, 0.1)).unwrap();
+            for _ in 0..3 {
+                let x = var.as_tensor();
+                let loss = (x * x).unwrap().sum_all().unwrap();
+                let grads = loss.backward().unwrap();
+                assert!(
+                    grads.get(x).unwrap().track_op(),
+                    "the premise: gradients carry history"
+                );
+                opt.step(&grads).unwrap();
+            }
+            assert!(
+                !opt.m[0].track_op() && !opt.v[0].track_op(),
+                "{kind:?} moments track ops"
+            );
         }
     }
 

@@ -73,6 +73,15 @@ pub trait Validator {
     fn validate(&mut self, model: &EncoderModel, data: &ValidationData<'_>) -> Result<f64>;
 }
 
+impl<F> Validator for F
+where
+    F: FnMut(&EncoderModel, &ValidationData<'_>) -> Result<f64>,
+{
+    fn validate(&mut self, model: &EncoderModel, data: &ValidationData<'_>) -> Result<f64> {
+        self(model, data)
+    }
+}
+
 /// One line of `log.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {

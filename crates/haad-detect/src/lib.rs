@@ -44,6 +44,7 @@ pub mod persist;
 pub mod report;
 pub mod scoring;
 pub mod support;
+pub mod validation;
 
 pub use detector::Detector;
 pub use embed::{Embedder, Embedding, RawDct, RawDctConfig};
@@ -53,3 +54,4 @@ pub use input::InputSpec;
 pub use metrics::{roc_auc, roc_curve, RocPoint};
 pub use scoring::Scoring;
 pub use support::{Augmentation, SupportSet};
+pub use validation::few_shot_validation_auc;

@@ -8,6 +8,7 @@ use rand::{rngs::StdRng, Rng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::Dataset;
 use crate::error::{MotionError, Result};
 use crate::motion::Motion;
 use crate::preprocess::random_crop;
@@ -76,6 +77,18 @@ pub struct RotateJitterAugmenter {
 }
 
 impl RotateJitterAugmenter {
+    /// Rotation up to `max_angle` radians about the y axis through the dataset's root joint,
+    /// with jitter `jitter_fraction` times the dataset's body scale ([`body_scale`]), so the
+    /// same settings mean the same thing in metres and in centimetres.
+    pub fn for_dataset(dataset: &Dataset, max_angle: f32, jitter_fraction: f32) -> Result<Self> {
+        Ok(Self {
+            up: Axis3::Y,
+            max_angle,
+            jitter_std: jitter_fraction * body_scale(dataset)?,
+            root: dataset.skeleton().root(),
+        })
+    }
+
     /// Rotates `motion` by `angle` radians about the vertical axis through the root joint's
     /// frame-0 position (no jitter).
     pub fn rotate(&self, motion: &Motion, angle: f32) -> Result<Motion> {
@@ -126,6 +139,34 @@ impl Augmenter for RotateJitterAugmenter {
         }
         Ok(out)
     }
+}
+
+/// The median over clips of the RMS distance of all joints to the root joint at frame 0: a
+/// body size in the data's own units (about 0.5 for adults in metres).
+pub fn body_scale(dataset: &Dataset) -> Result<f32> {
+    let root = dataset.skeleton().root();
+    let mut sizes: Vec<f32> = dataset
+        .clips()
+        .iter()
+        .map(|c| {
+            let f = c.motion.frame(0);
+            let r = f.row(root);
+            let sq: f32 = f
+                .rows()
+                .into_iter()
+                .map(|p| (&p - &r).mapv(|v| v * v).sum())
+                .sum();
+            (sq / f.nrows() as f32).sqrt()
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    if sizes.is_empty() {
+        return Err(MotionError::InvalidArgument(
+            "body scale of a dataset with no clips".into(),
+        ));
+    }
+    sizes.sort_by(|a, b| a.total_cmp(b));
+    Ok(sizes[sizes.len() / 2])
 }
 
 #[cfg(test)]
@@ -191,6 +232,30 @@ mod tests {
         };
         assert_eq!(seeded(4), seeded(4));
         assert_ne!(seeded(4), seeded(5));
+    }
+
+    #[test]
+    fn body_scale_is_rms_distance_to_root() {
+        use crate::dataset::Clip;
+        use crate::motion::Skeleton;
+        let skel = Skeleton::new(vec!["r".into(), "a".into()], vec![None, Some(0)], 0).unwrap();
+        // Joint a sits at distance d from the root: RMS over the two joints is d / sqrt(2).
+        let clips = [1.0f32, 2.0, 4.0]
+            .iter()
+            .map(|&d| Clip {
+                motion: Motion::new(
+                    Array3::from_shape_vec((1, 2, 3), vec![1., 1., 1., 1. + d, 1., 1.]).unwrap(),
+                    None,
+                )
+                .unwrap(),
+                category: 0,
+                source: "x".into(),
+            })
+            .collect();
+        let ds = Dataset::new(skel, vec!["c".into()], clips, vec![]).unwrap();
+        assert!((body_scale(&ds).unwrap() - 2.0 / 2f32.sqrt()).abs() < 1e-6);
+        let aug = RotateJitterAugmenter::for_dataset(&ds, 0.5, 0.1).unwrap();
+        assert!((aug.jitter_std - 0.2 / 2f32.sqrt()).abs() < 1e-6);
     }
 
     #[test]

@@ -1,0 +1,62 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the loss or the trainer.
+#[derive(Debug, thiserror::Error)]
+pub enum ContrastiveError {
+    /// A tensor or list has the wrong shape or length.
+    #[error("shape error in {what}: expected {expected}, got {got}")]
+    Shape {
+        /// What was checked.
+        what: String,
+        /// The expected shape, in words.
+        expected: String,
+        /// The shape found.
+        got: String,
+    },
+    /// A configuration value or combination that cannot work, named.
+    #[error("invalid training configuration: {0}")]
+    InvalidConfig(String),
+    /// A checkpoint file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file (config, checkpoint state) is malformed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint does not fit the configuration it is resumed with.
+    #[error("cannot resume from {path}: {reason}")]
+    Resume {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// Data handling failed.
+    #[error(transparent)]
+    Motion(#[from] haad_motion::MotionError),
+    /// The encoder failed.
+    #[error(transparent)]
+    Gcn(#[from] haad_gcn::GcnError),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The validation callback failed.
+    #[error("validation failed: {0}")]
+    Validation(String),
+}
+
+/// Shorthand for `Result<T, ContrastiveError>`.
+pub type Result<T> = std::result::Result<T, ContrastiveError>;

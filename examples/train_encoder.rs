@@ -166,11 +166,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..TrainOptions::new(&a.out)
     };
     let start = Instant::now();
+    let mut validator = |model: &EncoderModel, data: &ValidationData<'_>| {
+        few_shot_validation_auc(
+            model,
+            data.dataset,
+            data.split,
+            data.validation,
+            3,
+            5,
+            Scoring::MeanDistance,
+        )
+        .map_err(|e| ContrastiveError::Validation(e.to_string()))
+    };
+    let validator: Option<&mut dyn Validator> = if cfg.validation_fraction > 0.0 {
+        Some(&mut validator)
+    } else {
+        None
+    };
     let outcome = train(
         &cfg,
         &dataset,
         augmenter.as_deref(),
-        None,
+        validator,
         &options,
         &Device::Cpu,
     )?;

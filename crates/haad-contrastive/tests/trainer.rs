@@ -59,9 +59,9 @@ fn out(name: &str) -> PathBuf {
     d
 }
 
-fn opts(dir: &PathBuf, resume: bool) -> TrainOptions {
+fn opts(dir: &std::path::Path, resume: bool) -> TrainOptions {
     TrainOptions {
-        out_dir: dir.clone(),
+        out_dir: dir.to_path_buf(),
         resume,
         progress: false,
         stop_after_epoch: None,
@@ -274,4 +274,54 @@ fn rejects_validation_without_validator() {
         },
         "validator",
     );
+}
+
+/// MSR Action3D from the shared data folder, when present.
+fn msr() -> Option<Dataset> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/msr_action3d/MSRAction3DSkeletonReal3D");
+    if !root.is_dir() {
+        eprintln!("SKIPPED: {} not found", root.display());
+        return None;
+    }
+    Some(haad_motion::load(haad_motion::DataFormat::Msr, &root).unwrap())
+}
+
+#[test]
+fn loss_falls_on_a_small_real_subset() {
+    let Some(full) = msr() else { return };
+    // Four actions (high arm wave, hammer, hand clap, jogging), ten clips each in path order.
+    let keep = [0usize, 2, 9, 15];
+    let mut clips = Vec::new();
+    for (new, &c) in keep.iter().enumerate() {
+        let mut of_c: Vec<_> = full
+            .clips()
+            .iter()
+            .filter(|x| x.category == c)
+            .cloned()
+            .collect();
+        of_c.sort_by(|a, b| a.source.cmp(&b.source));
+        for mut clip in of_c.into_iter().take(10) {
+            clip.category = new;
+            clips.push(clip);
+        }
+    }
+    let names = keep.iter().map(|&c| full.categories()[c].clone()).collect();
+    let ds = Dataset::new(full.skeleton().clone(), names, clips, vec![]).unwrap();
+    let dir = out("real");
+    let cfg = TrainConfig {
+        learning_rate: 3e-3,
+        temperature: 0.2,
+        ..tiny(8, 1)
+    }
+    .check()
+    .unwrap();
+    let o = train(&cfg, &ds, None, None, &opts(&dir, false), &Device::Cpu).unwrap();
+    let (first, last) = (o.log[0].loss, o.log.last().unwrap().loss);
+    assert!(last < first - 0.2, "loss {first} -> {last}");
+    assert_eq!(
+        o.model.config.joints, 20,
+        "the encoder takes its joint count from the data"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

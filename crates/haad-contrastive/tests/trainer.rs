@@ -325,3 +325,38 @@ fn loss_falls_on_a_small_real_subset() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn validation_keeps_the_best_epoch() {
+    use haad_contrastive::{ValidationData, Validator};
+    use haad_gcn::EncoderModel;
+    let ds = synthetic(3, 10);
+    let dir = out("best");
+    let cfg = TrainConfig {
+        validation_fraction: 0.25,
+        ..tiny(4, 2)
+    }
+    .check()
+    .unwrap();
+    // A score that peaks after the second epoch; it also checks what the validator is given.
+    let mut calls = 0;
+    let mut validator = |_: &EncoderModel, data: &ValidationData<'_>| {
+        calls += 1;
+        for c in 0..3 {
+            assert_eq!(data.validation[c].len(), 2, "ceil(0.25 * 8) clips held out");
+            assert!(data.validation[c]
+                .iter()
+                .all(|i| !data.split.train(c).contains(i)));
+        }
+        Ok(1.0 - (calls as f64 - 2.0).abs() / 10.0)
+    };
+    let v: Option<&mut dyn Validator> = Some(&mut validator);
+    let o = train(&cfg, &ds, None, v, &opts(&dir, false), &Device::Cpu).unwrap();
+    let (best, best_dir) = o.best.unwrap();
+    assert_eq!(best.epoch, 2);
+    assert!((best.score - 1.0).abs() < 1e-12);
+    assert!(best_dir.join("encoder.safetensors").exists());
+    let scores: Vec<f64> = o.log.iter().map(|e| e.validation.unwrap()).collect();
+    assert_eq!(scores, vec![0.9, 1.0, 0.9, 0.8]);
+    std::fs::remove_dir_all(&dir).ok();
+}

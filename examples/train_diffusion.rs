@@ -11,7 +11,7 @@ use std::time::Instant;
 use candle_core::Device;
 use clap::Parser;
 use haad_diffusion::fit::{fit, seen_training_clips, FitOptions};
-use haad_diffusion::{DiffusionConfig, Preset};
+use haad_diffusion::{DiffusionConfig, Prediction, Preset};
 use haad_motion::io::{load, DataFormat};
 use haad_motion::split::{Split, DEFAULT_TRAIN_FRACTION};
 
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Epochs.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 60)]
     epochs: usize,
     /// Optimiser steps per epoch.
     #[arg(long, default_value_t = 100)]
@@ -45,12 +45,23 @@ struct Args {
     /// Clips per batch (default: the config's 64).
     #[arg(long)]
     batch: Option<usize>,
-    /// Adam learning rate (default: the config's 3e-4).
+    /// Adam learning rate (default: the preset's; small 1e-3, paper 3e-4).
     #[arg(long)]
     lr: Option<f64>,
-    /// Largest training rotation about the vertical axis, radians (default: the config's pi).
+    /// Learning rate of the last epoch, reached by linear decay from the config's (give the
+    /// same value as --lr for none).
+    #[arg(long, default_value_t = 1e-5)]
+    final_lr: f64,
+    /// Largest training rotation about the vertical axis, radians (default: the preset's; small
+    /// 0.5, paper pi).
     #[arg(long)]
     max_rotation: Option<f32>,
+    /// What the network predicts: noise (the paper) or velocity (default: the preset's).
+    #[arg(long)]
+    prediction: Option<Prediction>,
+    /// Give every token its own coefficient of the conditioning (default: the preset's).
+    #[arg(long)]
+    condition_tokens: Option<bool>,
     /// Checkpoint every this many epochs.
     #[arg(long, default_value_t = 5)]
     checkpoint_every: usize,
@@ -74,6 +85,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(r) = args.max_rotation {
         cfg.max_rotation = r;
     }
+    if let Some(c) = args.condition_tokens {
+        cfg.condition_tokens = c;
+    }
+    if let Some(p) = args.prediction {
+        cfg.prediction = p;
+    }
     if let Some(lr) = args.lr {
         cfg.learning_rate = lr;
     }
@@ -89,6 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         epochs: args.epochs,
         steps_per_epoch: args.steps,
         checkpoint_every: args.checkpoint_every,
+        final_learning_rate: Some(args.final_lr),
         seed: args.seed,
         out: args.out.clone(),
         resume: args.resume,
@@ -97,12 +115,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let (trainer, records) = fit(&cfg, &clips, ds.skeleton().root(), &opts, &Device::Cpu)?;
     let secs = start.elapsed().as_secs_f64();
-    println!("| epoch | steps | loss | seconds |");
-    println!("|---|---|---|---|");
+    println!("| epoch | steps | learning rate | loss | seconds |");
+    println!("|---|---|---|---|---|");
     for r in &records {
         println!(
-            "| {} | {} | {:.4} | {:.1} |",
-            r.epoch, r.steps, r.loss, r.seconds
+            "| {} | {} | {:.2e} | {:.4} | {:.1} |",
+            r.epoch, r.steps, r.learning_rate, r.loss, r.seconds
         );
     }
     let summary = serde_json::json!({

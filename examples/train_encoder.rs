@@ -17,8 +17,10 @@ use haad::contrastive::{
     train, ContrastiveError, OptimizerKind, TrainConfig, TrainOptions, ValidationData, Validator,
 };
 use haad::detect::{few_shot_validation_auc, Scoring};
+use haad::diffusion::DiffusionAugmenter;
 use haad::gcn::{EmbeddingLayer, EncoderModel, Pooling};
 use haad::motion::augment::{Augmenter, CropAugmenter, RotateJitterAugmenter};
+use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
 use serde::de::DeserializeOwned;
 
@@ -28,6 +30,8 @@ enum Augment {
     None,
     Crop,
     RotateJitter,
+    /// A trained diffusion model (its folder), through a cached pool of its completions.
+    Diffusion(PathBuf),
 }
 
 fn parse_augment(s: &str) -> Result<Augment, String> {
@@ -35,9 +39,12 @@ fn parse_augment(s: &str) -> Result<Augment, String> {
         "none" => Ok(Augment::None),
         "crop" => Ok(Augment::Crop),
         "rotate-jitter" => Ok(Augment::RotateJitter),
-        other => Err(format!(
-            "unknown augmenter {other:?}: expected none, crop or rotate-jitter"
-        )),
+        other => match other.strip_prefix("diffusion:") {
+            Some(dir) if !dir.is_empty() => Ok(Augment::Diffusion(PathBuf::from(dir))),
+            _ => Err(format!(
+                "unknown augmenter {other:?}: expected none, crop, rotate-jitter or diffusion:DIR"
+            )),
+        },
     }
 }
 
@@ -68,9 +75,19 @@ struct Args {
     /// Epochs (default 100).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Generated variants in every batch: none, crop or rotate-jitter.
+    /// Generated variants in every batch: none, crop, rotate-jitter or diffusion:DIR (a model
+    /// trained by train_diffusion; its completions are generated once into a cached pool).
     #[arg(long, default_value = "none", value_parser = parse_augment)]
     augment: Augment,
+    /// G, completions per training clip in the diffusion pool (at least --variants).
+    #[arg(long, default_value_t = 10)]
+    pool_size: usize,
+    /// Seed of the diffusion pool.
+    #[arg(long, default_value_t = 0)]
+    pool_seed: u64,
+    /// Cache folder of the diffusion pool (default: DIR/pool).
+    #[arg(long)]
+    pool_dir: Option<PathBuf>,
     /// Variants per real clip when augmenting (A, default 3).
     #[arg(long)]
     variants: Option<usize>,
@@ -159,6 +176,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::f32::consts::FRAC_PI_6,
             0.02,
         )?)),
+        Augment::Diffusion(ref dir) => {
+            let generator = DiffusionAugmenter::load(dir, dataset.skeleton().root(), &Device::Cpu)?;
+            let split = Split::new(&dataset, cfg.train_fraction, &cfg.unseen)?;
+            let clips: Vec<_> = split
+                .all_train()
+                .iter()
+                .map(|&i| dataset.clips()[i].motion.clone())
+                .collect();
+            let cache = a.pool_dir.clone().unwrap_or_else(|| dir.join("pool"));
+            let pool = generator.pool(&clips, a.pool_size, a.pool_seed, &cache, !a.quiet)?;
+            eprintln!(
+                "diffusion pool: {} clips x {} completions in {}",
+                pool.len(),
+                pool.per_clip(),
+                pool.dir().display()
+            );
+            Some(Box::new(pool))
+        }
     };
     let options = TrainOptions {
         resume: a.resume,

@@ -8,7 +8,15 @@
 //! - [`diffusion`]: HumanMAC-style masked DCT completion (generative augmentation).
 //! - [`contrastive`]: the multi-positive contrastive loss and the trainer.
 //! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
+//!
+//! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
+//! training with them, evaluation), and [`paper`] runs the paper's experiments with it.
 
+pub mod error;
+pub mod paper;
+pub mod pipeline;
+
+pub use error::{HaadError, Result};
 pub use haad_contrastive as contrastive;
 pub use haad_detect as detect;
 pub use haad_diffusion as diffusion;

@@ -10,7 +10,8 @@
 //! first 10 orthonormal DCT coefficients, flattened) or a learned encoder.
 //!
 //! Also here: exact ROC AUC with ties ([`metrics`]), saving/loading detectors ([`persist`]), the
-//! paper's evaluation protocol ([`eval`]) and its tables and plots ([`report`]).
+//! paper's evaluation protocol ([`eval`]), its tables and plots ([`report`]) and figures of
+//! experiments ([`figures`]).
 //!
 //! ```
 //! use haad_detect::{Detector, Embedder, InputSpec, Scoring};
@@ -38,6 +39,7 @@ pub mod detector;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod figures;
 pub mod input;
 pub mod metrics;
 pub mod persist;

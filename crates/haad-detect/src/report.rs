@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use haad_motion::split::Split;
@@ -13,6 +12,7 @@ use indicatif::ProgressBar;
 use crate::embed::Embedder;
 use crate::error::{DetectError, Result};
 use crate::eval::{evaluate, Evaluation, ValidEvalConfig};
+use crate::figures::{plot_bars, Series};
 
 /// Which evaluation a [`Comparison`]'s top-level keys describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,92 +178,40 @@ pub fn check_plot_path(path: &Path) -> Result<()> {
 }
 
 /// Grouped bars of the per-category mean AUCs (baseline, and encoder when present), with
-/// +- one standard deviation whiskers. Writes SVG (`.svg`) only: PNG needs a font renderer
-/// that this build of plotters does not include, so `.png` gives an error saying so.
+/// +- one standard deviation whiskers ([`crate::figures::plot_bars`]). Writes SVG (`.svg`)
+/// only: PNG needs a font renderer that this build of plotters does not include, so `.png`
+/// gives an error saying so.
 pub fn plot_auc_bars(c: &Comparison, path: &Path) -> Result<()> {
-    check_plot_path(path)?;
-    let n = c.baseline.per_category.len();
-    let width = (160 + 44 * n as u32).max(640);
-    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
-    draw(c, root).map_err(|e| DetectError::Plot {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    let groups: Vec<String> = c
+        .baseline
+        .per_category
+        .iter()
+        .map(|(name, r)| format!("{name}{}", if r.seen { "" } else { " *" }))
+        .collect();
+    let mut series = vec![auc_series("raw-DCT baseline", &c.baseline)];
+    if let Some(e) = c.encoder() {
+        series.push(auc_series("encoder", e));
+    }
+    plot_bars(
+        path,
+        "Per-category ROC AUC, mean +- std over seeds (* = unseen)",
+        "AUC",
+        &groups,
+        &series,
+        1.0,
+    )
 }
 
-type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-fn draw<DB: DrawingBackend>(
-    c: &Comparison,
-    root: DrawingArea<DB, plotters::coord::Shift>,
-) -> DrawResult<()>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let cats = &c.baseline.per_category;
-    let n = cats.len();
-    let mut series: Vec<(&str, &Evaluation, RGBColor)> =
-        vec![("raw-DCT baseline", &c.baseline, RGBColor(150, 150, 150))];
-    if let Some(e) = c.encoder() {
-        series.push(("encoder", e, RGBColor(31, 119, 180)));
+/// The per-category `(mean, std)` AUCs of an evaluation as a figure series.
+pub fn auc_series(label: &str, e: &Evaluation) -> Series {
+    Series {
+        label: label.to_string(),
+        values: e
+            .per_category
+            .iter()
+            .map(|(_, r)| (r.mean, r.std))
+            .collect(),
     }
-    let groups = series.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Per-category ROC AUC, mean +- std over seeds (* = unseen)",
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(110)
-        .y_label_area_size(50)
-        // Head room above AUC = 1 keeps the legend clear of the bars.
-        .build_cartesian_2d(0.0..n as f64, 0.0..1.2)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(0)
-        .y_desc("AUC")
-        .draw()?;
-    // Category names (unseen ones marked *), rotated, under each group of bars.
-    let label_style = ("sans-serif", 12)
-        .into_font()
-        .transform(FontTransform::Rotate90)
-        .color(&BLACK);
-    for (i, (name, r)) in cats.iter().enumerate() {
-        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-        let text = format!("{name}{}", if r.seen { "" } else { " *" });
-        root.draw(&Text::new(text, (x + 4, y + 6), label_style.clone()))?;
-    }
-    let bar_w = 0.8 / groups;
-    for (g, (label, ev, color)) in series.iter().enumerate() {
-        let color = *color;
-        let left = |i: usize| i as f64 + 0.1 + g as f64 * bar_w;
-        chart
-            .draw_series(ev.per_category.iter().enumerate().map(|(i, (_, r))| {
-                Rectangle::new([(left(i), 0.0), (left(i) + bar_w, r.mean)], color.filled())
-            }))?
-            .label(*label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-        chart.draw_series(ev.per_category.iter().enumerate().map(|(i, (_, r))| {
-            let mid = left(i) + bar_w / 2.0;
-            PathElement::new(
-                vec![
-                    (mid, (r.mean - r.std).max(0.0)),
-                    (mid, (r.mean + r.std).min(1.0)),
-                ],
-                BLACK.stroke_width(1),
-            )
-        }))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Device;
+use haad_motion::pool::{PoolSpec, VariantPool};
 use haad_motion::{preprocess, Augmenter, Motion, MotionError};
+use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, Rng};
 
 use crate::error::{DiffusionError, Result};
@@ -46,9 +48,60 @@ impl DiffusionAugmenter {
         Self::new(DiffusionModel::load(dir, device)?, root)
     }
 
+    /// The same generator observing the first `t_his` frames of each clip instead of the
+    /// model's trained t_his ([`DiffusionModel::with_observed_frames`]).
+    pub fn with_observed_frames(&self, t_his: usize) -> Result<Self> {
+        Self::new(self.model.with_observed_frames(t_his)?, self.root)
+    }
+
     /// The model.
     pub fn model(&self) -> &DiffusionModel {
         &self.model
+    }
+
+    /// Identifies the generator: the model's [`DiffusionModel::fingerprint`] and the root joint.
+    pub fn key(&self) -> Result<String> {
+        Ok(format!(
+            "diffusion-{}-root{}",
+            self.model.fingerprint()?,
+            self.root
+        ))
+    }
+
+    /// The variant pool of `clips` (raw clips, as the trainer and support sets pass them): G =
+    /// `per_clip` completions of each, generated once with `seed` and cached under `cache_dir`
+    /// (see [`VariantPool::build`]), with a progress bar on stderr when `progress`.
+    pub fn pool(
+        &self,
+        clips: &[Motion],
+        per_clip: usize,
+        seed: u64,
+        cache_dir: &Path,
+        progress: bool,
+    ) -> Result<VariantPool> {
+        let spec = PoolSpec {
+            dir: cache_dir.to_path_buf(),
+            generator_key: self.key()?,
+            per_clip,
+            seed,
+        };
+        let bar = if progress {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} chunks of generated variants, eta {eta}",
+            )
+            .map_err(|e| DiffusionError::InvalidArgument(format!("progress template: {e}")))?,
+        );
+        let pool = VariantPool::build(&spec, clips, self, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        Ok(pool)
     }
 
     fn run(&self, clips: &[Motion], per_clip: usize, seed: u64) -> Result<Vec<Motion>> {

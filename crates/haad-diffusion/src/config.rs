@@ -33,12 +33,22 @@ pub struct DiffusionConfig {
     pub layers: usize,
     /// Dropout probability in attention and feed-forward (training only).
     pub dropout: f32,
+    /// Whether each token also gets a projection of its own coefficient of the conditioning
+    /// DCT (`Linear(F -> d)`), beside HumanMAC's projection of the whole flattened conditioning
+    /// into the time embedding. Off in HumanMAC (and by default); configs saved before this
+    /// field existed read as off.
+    #[serde(default)]
+    pub condition_tokens: bool,
     /// T, diffusion steps of the noise schedule (1000).
     pub diffusion_steps: usize,
     /// S, DDIM steps used when sampling (100), evenly spaced over the T steps.
     pub ddim_steps: usize,
     /// The noise schedule: alpha-bar(t).
     pub schedule: Schedule,
+    /// What the network predicts from x_t (the paper: the noise eps). Configs saved before this
+    /// field existed read as `noise`.
+    #[serde(default)]
+    pub prediction: Prediction,
     /// p, probability that the conditioning is kept during training (0.8); dropped otherwise.
     pub p_cond: f32,
     /// Decay of the exponential moving average of the weights used for sampling (0.995).
@@ -75,9 +85,11 @@ impl Default for DiffusionConfig {
             heads: 8,
             layers: 8,
             dropout: 0.2,
+            condition_tokens: false,
             diffusion_steps: 1000,
             ddim_steps: 100,
             schedule: Schedule::default(),
+            prediction: Prediction::Noise,
             p_cond: 0.8,
             ema_decay: 0.995,
             learning_rate: 3e-4,
@@ -92,13 +104,46 @@ impl Default for DiffusionConfig {
     }
 }
 
-/// Named model sizes.
+/// The network's training target, from which x0 and eps are both recovered at sampling time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prediction {
+    /// eps, the noise added to x0 (HumanMAC, DDPM). x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)
+    /// divides by sqrt(ab), about 0.014 at the first DDIM step of the cosine schedule, so the
+    /// network's error there reaches x0 amplified 70 times.
+    #[default]
+    Noise,
+    /// v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans and Ho, 2022): x0 = sqrt(ab) x_t -
+    /// sqrt(1 - ab) v and eps = sqrt(1 - ab) x_t + sqrt(ab) v, with no division, so errors are
+    /// not amplified at any noise level.
+    Velocity,
+}
+
+impl FromStr for Prediction {
+    type Err = DiffusionError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "noise" => Ok(Prediction::Noise),
+            "velocity" => Ok(Prediction::Velocity),
+            _ => Err(DiffusionError::InvalidArgument(format!(
+                "unknown prediction {s:?}; known: noise, velocity"
+            ))),
+        }
+    }
+}
+
+/// Named configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// d = 128, 4 heads, 4 layers: trains usefully on 2 CPU cores in minutes.
+    /// The CPU recipe: d = 128, 4 heads, 4 layers, and three changes that make it train
+    /// usefully in minutes on 2 cores (measured on MSR Action3D, docs/results.md): velocity
+    /// prediction ([`Prediction::Velocity`]), per-token conditioning (`condition_tokens`),
+    /// learning rate 1e-3 and rotations within +-0.5 rad.
     Small,
-    /// The paper's size: d = 512, 8 heads, 8 layers.
+    /// The paper's (HumanMAC's) size and training: d = 512, 8 heads, 8 layers, noise
+    /// prediction, conditioning through the time embedding only, learning rate 3e-4, any
+    /// heading.
     Paper,
 }
 
@@ -116,7 +161,7 @@ impl FromStr for Preset {
 }
 
 impl DiffusionConfig {
-    /// The paper's values with the size of `preset`, for a skeleton of `joints` joints.
+    /// The configuration of `preset` for a skeleton of `joints` joints (`Paper`: the defaults).
     pub fn preset(preset: Preset, joints: usize) -> Self {
         let base = Self {
             joints,
@@ -128,6 +173,10 @@ impl DiffusionConfig {
                 d_model: 128,
                 heads: 4,
                 layers: 4,
+                prediction: Prediction::Velocity,
+                condition_tokens: true,
+                learning_rate: 1e-3,
+                max_rotation: 0.5,
                 ..base
             },
         }
@@ -321,12 +370,21 @@ mod tests {
         assert_eq!((c.diffusion_steps, c.ddim_steps), (1000, 100));
         assert_eq!(c.schedule, Schedule::Cosine { s: 0.008 });
         assert_eq!((c.dropout, c.p_cond, c.ema_decay), (0.2, 0.8, 0.995));
+        assert_eq!(
+            (c.prediction, c.condition_tokens),
+            (Prediction::Noise, false)
+        );
         let v = c.check().unwrap();
         let grid = v.ddim_grid();
         assert_eq!(grid.len(), 100);
         assert_eq!((grid[0], grid[1], grid[99]), (1, 11, 991));
         let s = DiffusionConfig::preset(Preset::Small, 22);
         assert_eq!((s.d_model, s.heads, s.layers, s.joints), (128, 4, 4, 22));
+        assert_eq!(
+            (s.prediction, s.condition_tokens),
+            (Prediction::Velocity, true)
+        );
+        assert_eq!((s.learning_rate, s.max_rotation), (1e-3, 0.5));
         assert!(s.check().is_ok());
         assert_eq!(
             DiffusionConfig::preset(Preset::Paper, 20),

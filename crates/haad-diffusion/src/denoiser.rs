@@ -2,23 +2,31 @@
 //! (HumanMAC's `MotionTransformer`, after MotionDiffuse).
 
 use candle_core::{Device, Module, Tensor, D};
-use candle_nn::{linear, linear_no_bias, ops, Init, Linear, VarBuilder};
-use rand::{rngs::StdRng, Rng};
+use candle_nn::{Init, VarBuilder};
+use rand::{rngs::SmallRng, RngCore, SeedableRng};
 
 use crate::config::ValidConfig;
 use crate::error::{DiffusionError, Result};
 use crate::init::WEIGHT_INIT;
+use crate::ops::{self, Linear};
 
 /// Dropout whose masks come from a seeded generator; inactive (identity) without one.
-pub struct Dropout<'a> {
+///
+/// The masks are drawn from a small fast generator (`SmallRng`, seeded once): the denoiser
+/// needs millions of mask entries per training step, and a cryptographic generator would cost
+/// more than the layers it drops from.
+pub struct Dropout {
     p: f32,
-    rng: Option<&'a mut StdRng>,
+    rng: Option<SmallRng>,
 }
 
-impl<'a> Dropout<'a> {
-    /// Dropout with probability `p`, active only when `rng` is given (training).
-    pub fn new(p: f32, rng: Option<&'a mut StdRng>) -> Self {
-        Self { p, rng }
+impl Dropout {
+    /// Dropout with probability `p` and masks drawn from `seed`; `None` turns it off.
+    pub fn new(p: f32, seed: Option<u64>) -> Self {
+        Self {
+            p,
+            rng: seed.map(SmallRng::seed_from_u64),
+        }
     }
 
     /// No dropout (evaluation).
@@ -27,19 +35,21 @@ impl<'a> Dropout<'a> {
     }
 
     fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
-        match self.rng.as_deref_mut() {
+        match self.rng.as_mut() {
             Some(rng) if self.p > 0.0 => {
                 let keep = 1.0 / (1.0 - self.p);
+                // An entry is dropped when a uniform u32 falls below p 2^32.
+                let threshold = (self.p as f64 * 4_294_967_296.0) as u64;
                 let mask: Vec<f32> = (0..x.elem_count())
                     .map(|_| {
-                        if rng.random::<f32>() < self.p {
+                        if (rng.next_u32() as u64) < threshold {
                             0.0
                         } else {
                             keep
                         }
                     })
                     .collect();
-                let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+                let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
                 Ok(x.mul(&mask)?)
             }
             _ => Ok(x.clone()),
@@ -47,7 +57,8 @@ impl<'a> Dropout<'a> {
     }
 }
 
-/// LayerNorm with learned scale and shift, through `ops::layer_norm_slow` (it has a backward).
+/// LayerNorm with learned scale and shift, through [`ops::layer_norm`] (fused, with a backward;
+/// candle's fast LayerNorm has none).
 struct Norm {
     weight: Tensor,
     bias: Tensor,
@@ -62,12 +73,49 @@ impl Norm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::layer_norm_slow(x, &self.weight, &self.bias, 1e-5)?)
+        Ok(ops::layer_norm(x, &self.weight, &self.bias, 1e-5)?)
     }
 }
 
+/// A Linear(`d_in` -> `d_out`) initialised like `candle_nn::linear` (Kaiming-normal weight, bias
+/// uniform in +-1/sqrt(d_in)), with a bias or without.
+fn linear_init(d_in: usize, d_out: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints((d_out, d_in), "weight", WEIGHT_INIT)?;
+    let bias = if bias {
+        let bound = 1.0 / (d_in as f64).sqrt();
+        Some(vb.get_with_hints(
+            d_out,
+            "bias",
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
+fn linear(d_in: usize, d_out: usize, vb: VarBuilder) -> Result<Linear> {
+    linear_init(d_in, d_out, true, vb)
+}
+
+fn linear_no_bias(d_in: usize, d_out: usize, vb: VarBuilder) -> Result<Linear> {
+    linear_init(d_in, d_out, false, vb)
+}
+
+/// A Linear(`d_in` -> `d_out`) with bias whose weights and bias start at zero (HumanMAC's
+/// `zero_module`): a residual branch ending in one adds nothing until it has learned something.
+fn zero_linear(d_in: usize, d_out: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear::new(
+        vb.get_with_hints((d_out, d_in), "weight", Init::Const(0.0))?,
+        Some(vb.get_with_hints(d_out, "bias", Init::Const(0.0))?),
+    ))
+}
+
 /// Modulates a sub-layer's output y `[B, K, d]` by the embedding: `Linear(SiLU(LN(y) (1 + scale)
-/// + shift))` with `(scale, shift)` from a Linear of SiLU(emb).
+/// + shift))` with `(scale, shift)` from a Linear of SiLU(emb); the last Linear starts at zero.
 struct Stylization {
     emb: Linear,
     norm: Norm,
@@ -80,7 +128,7 @@ impl Stylization {
         Ok(Self {
             emb: linear(d, 2 * d, vb.pp("emb"))?,
             norm: Norm::new(d, vb.pp("norm"))?,
-            out: linear(d, d, vb.pp("out"))?,
+            out: zero_linear(d, d, vb.pp("out"))?,
             d,
         })
     }
@@ -90,12 +138,8 @@ impl Stylization {
         let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
         let scale = (e.narrow(D::Minus1, 0, self.d)? + 1.0)?;
         let shift = e.narrow(D::Minus1, self.d, self.d)?;
-        let h = self
-            .norm
-            .forward(y)?
-            .broadcast_mul(&scale)?
-            .broadcast_add(&shift)?;
-        let h = drop.apply(&h.silu()?)?;
+        let h = ops::scale_shift(&self.norm.forward(y)?, &scale, &shift)?;
+        let h = drop.apply(&ops::silu(&h)?)?;
         Ok(self.out.forward(&h)?)
     }
 }
@@ -135,7 +179,7 @@ impl SelfAttention {
         let kk = split(self.k.forward(&xn)?)?;
         let v = split(self.v.forward(&xn)?)?;
         let att = (q.matmul(&kk.t()?)? / (dh as f64).sqrt())?;
-        let att = drop.apply(&ops::softmax(&att, D::Minus1)?)?;
+        let att = drop.apply(&ops::softmax_last_dim(&att)?)?;
         let y = att
             .matmul(&v)?
             .transpose(1, 2)?
@@ -145,7 +189,8 @@ impl SelfAttention {
     }
 }
 
-/// Feed-forward d -> 2d (GELU) -> d, modulated and added residually.
+/// Feed-forward d -> 2d (GELU) -> d (this Linear starts at zero), modulated and added
+/// residually.
 struct FeedForward {
     lin1: Linear,
     lin2: Linear,
@@ -156,13 +201,13 @@ impl FeedForward {
     fn new(d: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             lin1: linear(d, 2 * d, vb.pp("lin1"))?,
-            lin2: linear(2 * d, d, vb.pp("lin2"))?,
+            lin2: zero_linear(2 * d, d, vb.pp("lin2"))?,
             style: Stylization::new(d, vb.pp("style"))?,
         })
     }
 
     fn forward(&self, x: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
-        let h = drop.apply(&self.lin1.forward(x)?.gelu_erf()?)?;
+        let h = drop.apply(&ops::gelu(&self.lin1.forward(x)?)?)?;
         let y = self.lin2.forward(&h)?;
         Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
     }
@@ -193,9 +238,11 @@ pub fn timestep_embedding(t: &[usize], dim: usize, device: &Device) -> Result<Te
 /// c `[B, K, F]` (zeros = unconditional).
 ///
 /// Weights (names under the builder's prefix): `joint_embed` Linear(F -> d), `pos_embed` `[K, d]`,
-/// `time_embed.{lin1,lin2}` Linear(d -> d), `cond_embed` Linear(K F -> d), `layers.{i}.attn`
+/// `time_embed.{lin1,lin2}` Linear(d -> d), `cond_embed` Linear(K F -> d), with
+/// `condition_tokens` also `cond_tokens` Linear(F -> d), `layers.{i}.attn`
 /// (`norm`, `q`, `k`, `v`, `style.{emb,norm,out}`), `layers.{i}.ffn` (`lin1`, `lin2`, `style`),
-/// `out` Linear(d -> F), initialised to zero.
+/// `out` Linear(d -> F). As in HumanMAC, `out`, every `ffn.lin2` and every `style.out` start at
+/// zero, so the untrained network predicts eps_hat = 0 and each layer starts as the identity.
 pub struct Denoiser {
     cfg: ValidConfig,
     joint_embed: Linear,
@@ -203,6 +250,7 @@ pub struct Denoiser {
     time1: Linear,
     time2: Linear,
     cond_embed: Linear,
+    cond_tokens: Option<Linear>,
     layers: Vec<Layer>,
     out: Linear,
 }
@@ -219,11 +267,7 @@ impl Denoiser {
                 ffn: FeedForward::new(d, lv.pp("ffn"))?,
             });
         }
-        let ov = vb.pp("out");
-        let out = Linear::new(
-            ov.get_with_hints((f, d), "weight", Init::Const(0.0))?,
-            Some(ov.get_with_hints(f, "bias", Init::Const(0.0))?),
-        );
+        let out = zero_linear(d, f, vb.pp("out"))?;
         Ok(Self {
             cfg: cfg.clone(),
             joint_embed: linear(f, d, vb.pp("joint_embed"))?,
@@ -237,18 +281,12 @@ impl Denoiser {
             )?,
             time1: linear(d, d, vb.pp("time_embed").pp("lin1"))?,
             time2: linear(d, d, vb.pp("time_embed").pp("lin2"))?,
-            cond_embed: Linear::new(
-                vb.pp("cond_embed")
-                    .get_with_hints((d, k * f), "weight", WEIGHT_INIT)?,
-                Some(vb.pp("cond_embed").get_with_hints(
-                    d,
-                    "bias",
-                    Init::Uniform {
-                        lo: -1.0 / ((k * f) as f64).sqrt(),
-                        up: 1.0 / ((k * f) as f64).sqrt(),
-                    },
-                )?),
-            ),
+            cond_embed: linear(k * f, d, vb.pp("cond_embed"))?,
+            cond_tokens: if cfg.condition_tokens {
+                Some(linear(f, d, vb.pp("cond_tokens"))?)
+            } else {
+                None
+            },
             layers,
             out,
         })
@@ -285,14 +323,21 @@ impl Denoiser {
             });
         }
         let b = dims[0];
-        let mut h = self
-            .joint_embed
-            .forward(x)?
-            .broadcast_add(&self.pos_embed)?;
+        let d = self.cfg.d_model;
+        let mut h = ops::add_rows(
+            &self.joint_embed.forward(x)?.reshape((b, k * d))?,
+            &self.pos_embed.reshape(k * d)?,
+        )?
+        .reshape((b, k, d))?;
+        if let Some(ct) = &self.cond_tokens {
+            h = (h + ct.forward(cond)?)?;
+        }
         let temb = timestep_embedding(t, self.cfg.d_model, x.device())?;
-        let emb = (self.time2.forward(&self.time1.forward(&temb)?.silu()?)?
+        let emb = (self
+            .time2
+            .forward(&ops::silu(&self.time1.forward(&temb)?)?)?
             + self.cond_embed.forward(&cond.reshape((b, k * f))?)?)?;
-        let silu_emb = emb.silu()?;
+        let silu_emb = ops::silu(&emb)?;
         let half = self.layers.len() / 2;
         let mut skips = Vec::with_capacity(half);
         for (i, layer) in self.layers.iter().enumerate() {

@@ -32,6 +32,10 @@ pub struct FitOptions {
     pub steps_per_epoch: usize,
     /// Write a checkpoint every this many epochs (and after the last).
     pub checkpoint_every: usize,
+    /// The learning rate of the last epoch: epoch `e` of `E` trains at
+    /// `lr + (final - lr) e / (E - 1)` (linear decay from the config's rate). `None` keeps the
+    /// config's rate throughout.
+    pub final_learning_rate: Option<f64>,
     /// Seed of all randomness (weights, batches, noise, dropout).
     pub seed: u64,
     /// The training directory: model (EMA) weights, raw weights, state and log.
@@ -62,6 +66,9 @@ pub struct EpochRecord {
     pub steps: usize,
     /// Mean batch loss of the epoch.
     pub loss: f32,
+    /// The epoch's learning rate (logs written before this field existed read as 0).
+    #[serde(default)]
+    pub learning_rate: f64,
     /// Wall-clock seconds the epoch took.
     pub seconds: f64,
 }
@@ -142,6 +149,13 @@ pub fn fit(
             "steps_per_epoch and checkpoint_every must be positive".into(),
         ));
     }
+    if let Some(lr) = opts.final_learning_rate {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(DiffusionError::InvalidArgument(format!(
+                "final learning rate must be positive and finite, got {lr}"
+            )));
+        }
+    }
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
     let resumed = if opts.resume {
         load_checkpoint(&opts.out, device)?
@@ -190,8 +204,11 @@ pub fn fit(
     );
     let batch = trainer.model().config().batch_size;
     let mut records = Vec::new();
+    let lr0 = trainer.model().config().learning_rate;
     for epoch in state.epochs..opts.epochs {
         let start = Instant::now();
+        let lr = learning_rate_at(lr0, opts.final_learning_rate, epoch, opts.epochs);
+        trainer.set_learning_rate(lr);
         let mut rng = StdRng::seed_from_u64(
             state.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
@@ -210,6 +227,7 @@ pub fn fit(
             epoch: epoch + 1,
             steps: trainer.steps(),
             loss: (sum / opts.steps_per_epoch as f64) as f32,
+            learning_rate: lr,
             seconds: start.elapsed().as_secs_f64(),
         };
         let line = serde_json::to_string(&rec).map_err(|source| DiffusionError::Json {
@@ -224,6 +242,17 @@ pub fn fit(
     }
     bar.finish_and_clear();
     Ok((trainer, records))
+}
+
+/// The learning rate of epoch `epoch` (0-based) of `epochs`: linear from `lr0` to `last`.
+pub fn learning_rate_at(lr0: f64, last: Option<f64>, epoch: usize, epochs: usize) -> f64 {
+    match last {
+        Some(l) if epochs > 1 => {
+            lr0 + (l - lr0) * epoch.min(epochs - 1) as f64 / (epochs - 1) as f64
+        }
+        Some(l) => l,
+        None => lr0,
+    }
 }
 
 /// The training clips (raw) of the seen categories of `split`: what the generative model
@@ -242,4 +271,21 @@ pub fn seen_training_clips(
                 .map(|&i| dataset.clips()[i].motion.clone())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learning_rate_at;
+
+    #[test]
+    fn learning_rate_decays_linearly_by_epoch() {
+        // 1e-3 -> 1e-5 over 5 epochs: steps of 2.475e-4.
+        let lr = |e| learning_rate_at(1e-3, Some(1e-5), e, 5);
+        assert_eq!(lr(0), 1e-3);
+        assert!((lr(1) - 7.525e-4).abs() < 1e-15);
+        assert!((lr(4) - 1e-5).abs() < 1e-15);
+        assert!((lr(9) - 1e-5).abs() < 1e-15); // past the end: the final rate
+        assert_eq!(learning_rate_at(1e-3, None, 3, 5), 1e-3);
+        assert_eq!(learning_rate_at(1e-3, Some(2e-4), 0, 1), 2e-4);
+    }
 }

@@ -54,13 +54,14 @@ pub mod fit;
 pub mod init;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod plot;
 pub mod sample;
 pub mod schedule;
 pub mod train;
 
 pub use augment::DiffusionAugmenter;
-pub use config::{DiffusionConfig, Preset, ValidConfig};
+pub use config::{DiffusionConfig, Prediction, Preset, ValidConfig};
 pub use error::{DiffusionError, Result};
 pub use fit::{fit, FitOptions};
 pub use model::DiffusionModel;

@@ -8,7 +8,7 @@ use candle_nn::{VarBuilder, VarMap};
 use haad_motion::dct::DctBasis;
 use haad_motion::Motion;
 
-use crate::config::{DiffusionConfig, ValidConfig};
+use crate::config::{DiffusionConfig, Prediction, ValidConfig};
 use crate::denoiser::{Denoiser, Dropout};
 use crate::error::{DiffusionError, Result};
 use crate::init::seeded_var_builder;
@@ -137,6 +137,20 @@ impl DiffusionModel {
         Ok(())
     }
 
+    /// A copy of this model (same weights) that observes the first `t_his` frames instead of
+    /// the config's: DCT completion takes any observation mask at inference, so one trained
+    /// model can complete, say, 10 observed frames into 60 (HumanMAC's zero-shot control).
+    pub fn with_observed_frames(&self, t_his: usize) -> Result<Self> {
+        let cfg = DiffusionConfig {
+            t_his,
+            ..self.cfg.config().clone()
+        }
+        .check()?;
+        let mut m = self.duplicate()?;
+        m.cfg = cfg;
+        Ok(m)
+    }
+
     /// The noise schedule.
     pub fn schedule(&self) -> &NoiseSchedule {
         &self.schedule
@@ -179,6 +193,30 @@ impl DiffusionModel {
             VarBuilder::from_varmap(&varmap, DType::F32, &self.device),
         )?;
         Self::assemble(&self.cfg, varmap, net, &self.device)
+    }
+
+    /// A hash of the configuration and every weight (names and values, in name order): two
+    /// models with the same fingerprint generate the same completions from the same seed.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut bytes =
+            serde_json::to_vec(self.cfg.config()).map_err(|source| DiffusionError::Json {
+                path: CONFIG_FILE.into(),
+                source,
+            })?;
+        let data =
+            self.varmap.data().lock().map_err(|_| {
+                DiffusionError::InvalidArgument("variable map lock poisoned".into())
+            })?;
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            bytes.extend_from_slice(name.as_bytes());
+            let values: Vec<f32> = data[name].as_tensor().flatten_all()?.to_vec1()?;
+            for v in values {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(format!("{:016x}", haad_motion::pool::fnv1a(&bytes)))
     }
 
     /// Clips of exactly N frames and J joints (root-relative, in data units) as normalised
@@ -232,12 +270,62 @@ impl DiffusionModel {
         self.to_dct(&padded)
     }
 
-    /// eps_hat for x_t `[B, K, F]` at timesteps `t` given the conditioning (no dropout), detached
-    /// from the computation graph.
-    pub fn predict_noise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<Tensor> {
-        Ok(self
+    /// The network's estimates `(x0_hat, eps_hat)`, both `[B, K, F]`, for x_t `[B, K, F]` at
+    /// timesteps `t` given the conditioning (no dropout), detached from the computation graph.
+    pub fn denoise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<(Tensor, Tensor)> {
+        let out = self
             .net
             .forward(x_t, t, cond, &mut Dropout::off())?
-            .detach())
+            .detach();
+        self.estimates(x_t, &out, t)
+    }
+
+    /// `(sqrt(ab(t)), sqrt(1 - ab(t)))` per timestep as `[B, 1, 1]` tensors.
+    pub fn signal_and_noise_scales(&self, t: &[usize]) -> Result<(Tensor, Tensor)> {
+        let s = &self.schedule;
+        if let Some(&bad) = t.iter().find(|&&ti| ti > s.steps()) {
+            return Err(DiffusionError::InvalidArgument(format!(
+                "timestep {bad} is outside 0..={}",
+                s.steps()
+            )));
+        }
+        let a: Vec<f32> = t.iter().map(|&ti| s.alpha_bar(ti).sqrt() as f32).collect();
+        let c: Vec<f32> = t
+            .iter()
+            .map(|&ti| (1.0 - s.alpha_bar(ti)).sqrt() as f32)
+            .collect();
+        let b = t.len();
+        Ok((
+            Tensor::from_vec(a, (b, 1, 1), &self.device)?,
+            Tensor::from_vec(c, (b, 1, 1), &self.device)?,
+        ))
+    }
+
+    /// The training target for x0 and its noise `eps` at timesteps `t`: eps itself or
+    /// v = sqrt(ab) eps - sqrt(1 - ab) x0, as the config's [`Prediction`] says.
+    pub fn target(&self, x0: &Tensor, eps: &Tensor, t: &[usize]) -> Result<Tensor> {
+        Ok(match self.cfg.prediction {
+            Prediction::Noise => eps.clone(),
+            Prediction::Velocity => {
+                let (a, c) = self.signal_and_noise_scales(t)?;
+                (eps.broadcast_mul(&a)? - x0.broadcast_mul(&c)?)?
+            }
+        })
+    }
+
+    /// `(x0_hat, eps_hat)` from x_t and a network output `out` at timesteps `t`.
+    pub fn estimates(&self, x_t: &Tensor, out: &Tensor, t: &[usize]) -> Result<(Tensor, Tensor)> {
+        let (a, c) = self.signal_and_noise_scales(t)?;
+        Ok(match self.cfg.prediction {
+            Prediction::Noise => {
+                let x0 = (x_t - out.broadcast_mul(&c)?)?.broadcast_div(&a)?;
+                (x0, out.clone())
+            }
+            Prediction::Velocity => {
+                let x0 = (x_t.broadcast_mul(&a)? - out.broadcast_mul(&c)?)?;
+                let eps = (x_t.broadcast_mul(&c)? + out.broadcast_mul(&a)?)?;
+                (x0, eps)
+            }
+        })
     }
 }

@@ -26,8 +26,8 @@ impl DiffusionModel {
         Ok(Tensor::from_vec(v, (1, n, 1), self.device())?)
     }
 
-    /// Runs DDIM (eta = 0) from x_T ~ N(0, I) down the config's grid of S timesteps with the noise
-    /// prediction `eps(x_t, t)`, and returns x_0 `[B, K, F]`.
+    /// Runs DDIM (eta = 0) from x_T ~ N(0, I) down the config's grid of S timesteps with the
+    /// estimates `(x0_hat, eps_hat) = denoise(x_t, t)`, and returns x_0 `[B, K, F]`.
     ///
     /// With `complete`, after every step from t to t' the observed frames are imposed: the known
     /// spectrum `c_obs` `[B, K, F]` is noised to `sqrt(ab(t')) c_obs + sqrt(1 - ab(t')) z`, both it
@@ -39,10 +39,10 @@ impl DiffusionModel {
         c_obs: &Tensor,
         complete: bool,
         rng: &mut StdRng,
-        mut eps: E,
+        mut denoise: E,
     ) -> Result<Tensor>
     where
-        E: FnMut(&Tensor, usize) -> Result<Tensor>,
+        E: FnMut(&Tensor, usize) -> Result<(Tensor, Tensor)>,
     {
         let dims = c_obs.dims().to_vec();
         let grid = self.config().ddim_grid();
@@ -52,13 +52,11 @@ impl DiffusionModel {
         for i in (0..grid.len()).rev() {
             let t = grid[i];
             let t_prev = if i == 0 { 0 } else { grid[i - 1] };
-            let ab = self.schedule().alpha_bar(t);
             let abp = self.schedule().alpha_bar(t_prev);
             // Detached: the weights are trainable variables, and without this every step would
             // keep the previous steps' computation graphs (and activations) alive.
-            let e = eps(&x, t)?.detach();
-            let x0 = ((&x - (&e * (1.0 - ab).sqrt())?)? / ab.sqrt())?;
-            x = ((x0 * abp.sqrt())? + (&e * (1.0 - abp).sqrt())?)?;
+            let (x0, e) = denoise(&x, t)?;
+            x = ((x0.detach() * abp.sqrt())? + (e.detach() * (1.0 - abp).sqrt())?)?;
             if complete {
                 let z = randn(&dims, rng, self.device())?;
                 let known = ((c_obs * abp.sqrt())? + (z * (1.0 - abp).sqrt())?)?;
@@ -97,7 +95,7 @@ impl DiffusionModel {
             let c_obs = self.condition(&frames)?;
             let rows = b * per_clip;
             let x0 = self.ddim_with(&c_obs, true, &mut rng, |x, t| {
-                self.predict_noise(x, &vec![t; rows], &c_obs)
+                self.denoise(x, &vec![t; rows], &c_obs)
             })?;
             let fps = chunk.first().and_then(|m| m.fps());
             out.extend(self.tensor_to_clips(&self.from_dct(&x0)?, fps)?);

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use haad_motion::augment::{Axis3, RotateJitterAugmenter};
 use haad_motion::{preprocess, Motion};
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng};
 
 use crate::config::ValidConfig;
 use crate::denoiser::Dropout;
@@ -147,8 +147,9 @@ impl Trainer {
         self.opt.set_learning_rate(lr);
     }
 
-    /// The noise-prediction loss `MSE(eps_theta(x_t, t, c), eps)` of `clips` (prepared, N frames,
-    /// root-relative, data units) with t uniform in `[1, T)`, eps ~ N(0, I), conditioning dropped
+    /// The loss `MSE(net(x_t, t, c), target)` of `clips` (prepared, N frames, root-relative, data
+    /// units), target eps or v as the config's `prediction` says ([`DiffusionModel::target`]),
+    /// with t uniform in `[1, T)`, eps ~ N(0, I), conditioning dropped
     /// with probability `1 - p_cond`, and dropout when `train`. Returns the scalar loss tensor.
     pub fn loss(
         model: &DiffusionModel,
@@ -176,14 +177,15 @@ impl Trainer {
             .collect();
         let eps = randn(&[b, k, f], rng, model.device())?;
         let x_t = q_sample(model, &x0, &t, &eps)?;
-        let mut drop_rng = StdRng::seed_from_u64(rng.random());
+        let target = model.target(&x0, &eps, &t)?;
+        let drop_seed: u64 = rng.random();
         let mut drop = if train {
-            Dropout::new(cfg.dropout, Some(&mut drop_rng))
+            Dropout::new(cfg.dropout, Some(drop_seed))
         } else {
             Dropout::off()
         };
-        let eps_hat = model.denoiser().forward(&x_t, &t, &cond, &mut drop)?;
-        Ok((eps_hat - eps)?.sqr()?.mean_all()?)
+        let out = model.denoiser().forward(&x_t, &t, &cond, &mut drop)?;
+        Ok((out - target)?.sqr()?.mean_all()?)
     }
 
     /// One Adam step on a batch of prepared clips (augment them first), then the EMA update.
@@ -221,20 +223,6 @@ impl Trainer {
 
 /// x_t = sqrt(ab(t)) x0 + sqrt(1 - ab(t)) eps, per row of `x0` `[B, K, F]`.
 pub fn q_sample(model: &DiffusionModel, x0: &Tensor, t: &[usize], eps: &Tensor) -> Result<Tensor> {
-    let b = t.len();
-    let s = model.schedule();
-    if t.iter().any(|&ti| ti > s.steps()) {
-        return Err(DiffusionError::InvalidArgument(format!(
-            "timesteps must lie in 0..={}",
-            s.steps()
-        )));
-    }
-    let a: Vec<f32> = t.iter().map(|&ti| s.alpha_bar(ti).sqrt() as f32).collect();
-    let c: Vec<f32> = t
-        .iter()
-        .map(|&ti| (1.0 - s.alpha_bar(ti)).sqrt() as f32)
-        .collect();
-    let a = Tensor::from_vec(a, (b, 1, 1), x0.device())?;
-    let c = Tensor::from_vec(c, (b, 1, 1), x0.device())?;
+    let (a, c) = model.signal_and_noise_scales(t)?;
     Ok((x0.broadcast_mul(&a)? + eps.broadcast_mul(&c)?)?)
 }

@@ -6,7 +6,9 @@ use approx::assert_abs_diff_eq;
 use candle_core::{Device, Tensor};
 use haad_diffusion::sample::randn;
 use haad_diffusion::train::{augment_clip, data_scale, q_sample};
-use haad_diffusion::{DiffusionAugmenter, DiffusionConfig, DiffusionModel, Trainer, ValidConfig};
+use haad_diffusion::{
+    DiffusionAugmenter, DiffusionConfig, DiffusionModel, Prediction, Trainer, ValidConfig,
+};
 use haad_motion::{preprocess, Augmenter, Motion};
 use ndarray::Array3;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -51,8 +53,9 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// A model whose zero-initialised output projection is replaced by random weights, so that the
-/// untrained network predicts non-trivial noise.
+/// A model whose zero-initialised weights (the output projection, every `ffn.lin2` and
+/// `style.out`) are replaced by random ones, so that the untrained network predicts non-trivial
+/// values.
 fn random_model(cfg: &ValidConfig, seed: u64) -> DiffusionModel {
     random_model_scaled(cfg, seed, 0.3)
 }
@@ -61,10 +64,23 @@ fn random_model_scaled(cfg: &ValidConfig, seed: u64, std: f64) -> DiffusionModel
     let m = DiffusionModel::new(cfg, seed, &Device::Cpu).unwrap();
     {
         let data = m.varmap().data().lock().unwrap();
-        let w = data.get("out.weight").unwrap();
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
         let mut rng = StdRng::seed_from_u64(seed + 1);
-        let r = (randn(w.dims(), &mut rng, &Device::Cpu).unwrap() * std).unwrap();
-        w.set(&r).unwrap();
+        let mut replaced = 0;
+        for name in names {
+            let zero_init = name == "out.weight"
+                || name.ends_with("ffn.lin2.weight")
+                || name.ends_with("style.out.weight");
+            if zero_init {
+                let w = &data[name];
+                let r = (randn(w.dims(), &mut rng, &Device::Cpu).unwrap() * std).unwrap();
+                w.set(&r).unwrap();
+                replaced += 1;
+            }
+        }
+        // out + per layer lin2 and two style.out.
+        assert_eq!(replaced, 1 + 3 * cfg.layers);
     }
     m
 }
@@ -91,6 +107,45 @@ fn q_sample_has_the_right_mean_and_variance() {
 }
 
 #[test]
+fn targets_and_estimates_invert_each_other() {
+    for prediction in [Prediction::Noise, Prediction::Velocity] {
+        let cfg = DiffusionConfig {
+            prediction,
+            ..tiny(2).config().clone()
+        }
+        .check()
+        .unwrap();
+        let m = DiffusionModel::new(&cfg, 0, &Device::Cpu).unwrap();
+        let mut rng = StdRng::seed_from_u64(8);
+        let (b, k, f) = (5, cfg.n_pre, cfg.features());
+        let x0 = randn(&[b, k, f], &mut rng, &Device::Cpu).unwrap();
+        let eps = randn(&[b, k, f], &mut rng, &Device::Cpu).unwrap();
+        let t = [1usize, 10, 50, 90, 99];
+        let x_t = q_sample(&m, &x0, &t, &eps).unwrap();
+        let target = m.target(&x0, &eps, &t).unwrap();
+        let (x0_hat, eps_hat) = m.estimates(&x_t, &target, &t).unwrap();
+        // Noise: x0 = (x_t - c eps) / a loses precision where a is small (t = 99 of 100).
+        let tol = if prediction == Prediction::Noise {
+            2e-3
+        } else {
+            1e-5
+        };
+        assert!(max_abs_diff(&x0_hat, &x0) < tol, "{prediction:?} x0");
+        assert!(max_abs_diff(&eps_hat, &eps) < 1e-5, "{prediction:?} eps");
+        // The velocity target by hand for row 2 (t = 50): sqrt(ab) eps - sqrt(1 - ab) x0.
+        if prediction == Prediction::Velocity {
+            let ab = m.schedule().alpha_bar(50);
+            let want = ((eps.get(2).unwrap() * ab.sqrt()).unwrap()
+                - (x0.get(2).unwrap() * (1.0 - ab).sqrt()).unwrap())
+            .unwrap();
+            assert!(max_abs_diff(&target.get(2).unwrap(), &want) < 1e-6);
+        }
+    }
+    let m = DiffusionModel::new(&tiny(1), 0, &Device::Cpu).unwrap();
+    assert!(m.signal_and_noise_scales(&[101]).is_err());
+}
+
+#[test]
 fn ddim_with_an_oracle_recovers_x0() {
     let cfg = tiny(2);
     let m = DiffusionModel::new(&cfg, 0, &Device::Cpu).unwrap();
@@ -100,7 +155,7 @@ fn ddim_with_an_oracle_recovers_x0() {
     let sched = m.schedule().clone();
     let oracle = |x: &Tensor, t: usize| {
         let ab = sched.alpha_bar(t);
-        Ok(((x - (&x0 * ab.sqrt())?)? / (1.0 - ab).sqrt())?)
+        Ok((x0.clone(), ((x - (&x0 * ab.sqrt())?)? / (1.0 - ab).sqrt())?))
     };
     for complete in [false, true] {
         let out = m
@@ -124,7 +179,7 @@ fn completion_keeps_the_observed_frames() {
     let observed_error = |complete: bool| {
         let x0 = m
             .ddim_with(&c_obs, complete, &mut StdRng::seed_from_u64(9), |x, t| {
-                m.predict_noise(x, &vec![t; rows], &c_obs)
+                m.denoise(x, &vec![t; rows], &c_obs)
             })
             .unwrap();
         let gen = m.from_dct(&x0).unwrap();
@@ -135,9 +190,9 @@ fn completion_keeps_the_observed_frames() {
     let with = observed_error(true);
     let without = observed_error(false);
     // An untrained model's unconstrained sample drifts far from the observation (measured RMS
-    // 19 against a signal RMS of 0.5); the completed one follows it up to what leaks through
+    // 19.2 against a signal RMS of 0.5); the completed one follows it up to what leaks through
     // the final low-pass (K-coefficient) projection at the junction with the generated frames
-    // (measured 0.39, about 50 times less).
+    // (measured 0.57, 34 times less).
     assert!(
         without > 20.0 * with,
         "observed-frame RMS error: without completion {without}, with {with}"
@@ -172,6 +227,15 @@ fn same_seed_same_samples_and_save_load_round_trip() {
     ema.save(&dir).unwrap();
     let loaded = DiffusionModel::load(&dir, &Device::Cpu).unwrap();
     assert_eq!(loaded.config(), ema.config());
+    // The fingerprint follows the weights: kept by saving, changed by a training step.
+    assert_eq!(loaded.fingerprint().unwrap(), ema.fingerprint().unwrap());
+    let before = trainer.ema().fingerprint().unwrap();
+    trainer.step(&clips, &mut rng).unwrap();
+    assert_ne!(trainer.ema().fingerprint().unwrap(), before);
+    let ema = trainer.ema();
+    let a = ema.complete(&clips[..2], 3, 42).unwrap();
+    ema.save(&dir).unwrap();
+    let loaded = DiffusionModel::load(&dir, &Device::Cpu).unwrap();
     assert_eq!(loaded.complete(&clips[..2], 3, 42).unwrap(), a);
     // Same initialisation seed, same weights; another seed, other weights.
     let w = |s| {
@@ -195,12 +259,23 @@ fn same_seed_same_samples_and_save_load_round_trip() {
 
 #[test]
 fn every_parameter_gets_a_gradient() {
-    let cfg = tiny(2);
+    for prediction in [Prediction::Noise, Prediction::Velocity] {
+        every_parameter_gets_a_gradient_with(prediction);
+    }
+}
+
+fn every_parameter_gets_a_gradient_with(prediction: Prediction) {
+    let cfg = DiffusionConfig {
+        prediction,
+        ..tiny(2).config().clone()
+    }
+    .check()
+    .unwrap();
     let mut trainer = Trainer::new(&cfg, 1, &Device::Cpu).unwrap();
     let mut rng = StdRng::seed_from_u64(2);
     let clips: Vec<Motion> = (0..8).map(|_| smooth_clip(2, &mut rng)).collect();
-    // The output projection starts at zero (so nothing behind it gets a gradient on step 1);
-    // after a few steps every weight must receive one.
+    // The output projection and the last Linear of every residual branch start at zero (so
+    // little gets a gradient on step 1); after a few steps every weight must receive one.
     for _ in 0..3 {
         trainer.step(&clips, &mut rng).unwrap();
     }
@@ -417,6 +492,7 @@ fn fit_logs_checkpoints_and_resumes() {
         epochs: 2,
         steps_per_epoch: 2,
         checkpoint_every: 1,
+        final_learning_rate: None,
         seed: 3,
         out: out.clone(),
         resume: true,

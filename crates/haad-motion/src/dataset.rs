@@ -147,6 +147,49 @@ impl Dataset {
             self.skipped.clone(),
         )
     }
+
+    /// The same dataset with every category renamed by `rename` (the new names must stay
+    /// distinct), e.g. to drop a prefix that every name carries.
+    pub fn rename_categories<F>(&self, rename: F) -> Result<Self>
+    where
+        F: Fn(&str) -> String,
+    {
+        Self::new(
+            self.skeleton.clone(),
+            self.categories.iter().map(|c| rename(c)).collect(),
+            self.clips.clone(),
+            self.skipped.clone(),
+        )
+    }
+
+    /// The same dataset with every clip's and skipped file's source path made relative to
+    /// `base` (paths outside `base` stay as they are): for a dataset file that is moved.
+    pub fn relative_to(&self, base: &std::path::Path) -> Self {
+        let rel = |p: &PathBuf| {
+            p.strip_prefix(base)
+                .map_or_else(|_| p.clone(), PathBuf::from)
+        };
+        Self {
+            skeleton: self.skeleton.clone(),
+            categories: self.categories.clone(),
+            clips: self
+                .clips
+                .iter()
+                .map(|c| Clip {
+                    source: rel(&c.source),
+                    ..c.clone()
+                })
+                .collect(),
+            skipped: self
+                .skipped
+                .iter()
+                .map(|s| Skipped {
+                    path: rel(&s.path),
+                    reason: s.reason.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +231,34 @@ mod tests {
         assert_eq!(ds.category_index("b").unwrap(), 1);
         let err = ds.category_index("c").unwrap_err().to_string();
         assert!(err.contains("\"c\"") && err.contains("a, b"), "{err}");
+    }
+
+    #[test]
+    fn renames_categories_and_relativises_sources() {
+        let cats = vec!["set_a".to_string(), "set_b".to_string()];
+        let ds = Dataset::new(
+            skel(2),
+            cats,
+            vec![
+                clip(2, 1, "/data/x/one.bvh"),
+                clip(2, 0, "elsewhere/two.bvh"),
+            ],
+            vec![Skipped {
+                path: "/data/x/bad.bvh".into(),
+                reason: "broken".into(),
+            }],
+        )
+        .unwrap();
+        let r = ds
+            .rename_categories(|c| c.trim_start_matches("set_").to_string())
+            .unwrap();
+        assert_eq!(r.categories(), ["a", "b"]);
+        assert_eq!(r.clips(), ds.clips());
+        assert!(ds.rename_categories(|_| "same".into()).is_err());
+        let rel = ds.relative_to(std::path::Path::new("/data/x"));
+        assert_eq!(rel.clips()[0].source, PathBuf::from("one.bvh"));
+        assert_eq!(rel.clips()[1].source, PathBuf::from("elsewhere/two.bvh"));
+        assert_eq!(rel.skipped()[0].path, PathBuf::from("bad.bvh"));
+        assert_eq!(rel.clips()[0].motion, ds.clips()[0].motion);
     }
 }

@@ -96,6 +96,12 @@ impl Split {
         self.test.iter().flatten().copied().collect()
     }
 
+    /// All training clips of every category (seen and unseen), category by category: the
+    /// clips that training batches and few-shot support sets are drawn from.
+    pub fn all_train(&self) -> Vec<usize> {
+        self.train.iter().flatten().copied().collect()
+    }
+
     /// Moves the last `ceil(fraction * n)` training clips of every seen category into a
     /// validation list (at least one clip stays for training). Returns the reduced split and the
     /// validation clips per category (empty for unseen categories).
@@ -240,6 +246,10 @@ mod tests {
         assert_eq!(s.seen_categories(), vec![0, 2]);
         assert_eq!(s.unseen_categories(), vec![1]);
         assert_eq!(s.all_test().len(), 2 + 6);
+        let train = s.all_train();
+        assert_eq!(train.len(), 8 + 21 + 1);
+        assert_eq!(&train[..8], s.train(0));
+        assert!(train.iter().all(|i| !s.all_test().contains(i)));
         assert!(Split::new(&ds, 0.8, &["nope".to_string()]).is_err());
         assert!(Split::new(&ds, 1.0, &[]).is_err());
     }

@@ -1,0 +1,920 @@
+//! Fused element-wise operations of the denoiser, with their backward passes.
+//!
+//! candle builds LayerNorm, softmax, GELU and SiLU (and their gradients) from many generic
+//! tensor operations, each a pass over memory, and sums the gradient of a broadcast addition or
+//! product over its leading dimensions with a slow strided reduction; in the denoiser's
+//! training step those passes cost more than the matrix products. Here each operation is one
+//! pass forward and one backward, on f32 or f64 CPU tensors. On other devices and dtypes the
+//! functions fall back to candle's own differentiable forms (`ops::layer_norm_slow`,
+//! `ops::softmax`, `gelu_erf`, `silu`, broadcast arithmetic), so the results agree everywhere.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+
+/// `(x - mean) / sqrt(var + eps)` over the last dimension (no scale or shift), `[.., d]`.
+pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(Normalize { eps })
+    } else {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        xc.broadcast_div(&(var + eps)?.sqrt()?)
+    }
+}
+
+/// LayerNorm over the last dimension with scale `weight` and shift `bias` (both `[d]`).
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let d = weight.dim(0)?;
+    scale_shift(
+        &normalize(x, eps)?,
+        &weight.reshape((1, 1, d))?,
+        &bias.reshape((1, 1, d))?,
+    )
+}
+
+/// `x + b` for x `[.., m]` and a row `b` `[m]` added to every row.
+pub fn add_rows(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if fused(x) && b.dtype() == x.dtype() && b.device().is_cpu() {
+        x.contiguous()?.apply_op2(&b.contiguous()?, AddRows)
+    } else {
+        x.broadcast_add(b)
+    }
+}
+
+/// `x s + t` for x `[G, R, d]` (or any shape `[.., d]` with G = 1) and per-group `s`, `t`
+/// `[G, 1, d]`: group g's rows are scaled by `s[g]` and shifted by `t[g]`.
+pub fn scale_shift(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let same = |o: &Tensor| o.dtype() == x.dtype() && o.device().is_cpu();
+    if !(fused(x) && same(s) && same(t)) || s.dims() != t.dims() || s.rank() != 3 {
+        return x.broadcast_mul(s)?.broadcast_add(t);
+    }
+    let (g, _, d) = s.dims3()?;
+    let n = x.elem_count();
+    if n == 0 || g == 0 || x.dims().last() != Some(&d) || n % (g * d) != 0 {
+        candle_core::bail!(
+            "scale_shift: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
+            x.dims(),
+            s.dims()
+        );
+    }
+    let x3 = x.contiguous()?.reshape((g, n / (g * d), d))?;
+    let st = Tensor::cat(&[s, t], 1)?.contiguous()?; // [G, 2, d]
+    x3.apply_op2(&st, ScaleShift)?.reshape(x.shape())
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(Softmax)
+    } else {
+        candle_nn::ops::softmax(x, D::Minus1)
+    }
+}
+
+/// GELU in its exact form `x Phi(x)` (PyTorch's `nn.GELU()`), Phi the standard normal CDF.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(Unary::Gelu)
+    } else {
+        x.gelu_erf()
+    }
+}
+
+/// SiLU, `x sigmoid(x)`.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if fused(x) {
+        x.contiguous()?.apply_op1(Unary::Silu)
+    } else {
+        x.silu()
+    }
+}
+
+/// A Linear layer (`weight` `[out, in]`, optional `bias` `[out]`) on `[.., in]` inputs, as one
+/// matrix product over all leading dimensions and a fused bias addition.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// The layer `x W^T + b`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// `weight` `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl candle_core::Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (out, inp) = self.weight.dims2()?;
+        let dims = x.dims();
+        if dims.last() != Some(&inp) {
+            candle_core::bail!("linear: input {dims:?} does not end in {inp} features");
+        }
+        let rows = x.elem_count() / inp;
+        let y = x
+            .contiguous()?
+            .reshape((rows, inp))?
+            .matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => add_rows(&y, b)?,
+            None => y,
+        };
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("non-empty") = out;
+        y.reshape(shape)
+    }
+}
+
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.rank() > 0
+}
+
+/// The float types the kernels run in; f32 kernels compute in f32, f64 in f64.
+trait Float: Copy + candle_core::WithDType {
+    fn f(v: f64) -> Self;
+    fn to(self) -> f64;
+    fn exp(self) -> Self;
+    fn erf(self) -> Self;
+}
+
+impl Float for f32 {
+    fn f(v: f64) -> Self {
+        v as f32
+    }
+    fn to(self) -> f64 {
+        self as f64
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn erf(self) -> Self {
+        erf_f32(self)
+    }
+}
+
+impl Float for f64 {
+    fn f(v: f64) -> Self {
+        v
+    }
+    fn to(self) -> f64 {
+        self
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn erf(self) -> Self {
+        candle_core::cpu::erf::erf_f64(self)
+    }
+}
+
+/// erf for f32: Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, one `exp`), in f32.
+pub fn erf_f32(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    // exp(-a^2) underflows to 0 past a ~ 9.3, where erf is 1 in f32; clamp to stay out of the
+    // slow subnormal range.
+    let e = (-(a.min(10.0) * a.min(10.0))).exp();
+    (1.0 - poly * e).copysign(x)
+}
+
+fn slice<'a, T: candle_core::WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} needs a contiguous input")))?;
+    Ok(&s.as_slice::<T>()?[start..end])
+}
+
+fn last_dim(l: &Layout) -> Result<usize> {
+    l.dims()
+        .last()
+        .copied()
+        .filter(|&d| d > 0)
+        .ok_or_else(|| candle_core::Error::Msg("needs a non-empty last dimension".into()))
+}
+
+/// Runs a kernel `f(inputs..., out)` on one or two contiguous f32/f64 storages.
+macro_rules! dispatch {
+    ($name:expr, $s:expr, $l:expr, |$x:ident, $out:ident| $body:expr) => {{
+        let n = $l.shape().elem_count();
+        match $s {
+            CpuStorage::F32(_) => {
+                let $x = slice::<f32>($s, $l, $name)?;
+                let mut $out = vec![0f32; n];
+                $body;
+                CpuStorage::F32($out)
+            }
+            CpuStorage::F64(_) => {
+                let $x = slice::<f64>($s, $l, $name)?;
+                let mut $out = vec![0f64; n];
+                $body;
+                CpuStorage::F64($out)
+            }
+            _ => candle_core::bail!("{}: only f32 and f64 are supported", $name),
+        }
+    }};
+    ($name:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident, $out:ident| $body:expr) => {{
+        if $l1.shape() != $l2.shape() {
+            candle_core::bail!(
+                "{}: shapes differ, {:?} and {:?}",
+                $name,
+                $l1.dims(),
+                $l2.dims()
+            );
+        }
+        let n = $l1.shape().elem_count();
+        match ($s1, $s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                let $a = slice::<f32>($s1, $l1, $name)?;
+                let $b = slice::<f32>($s2, $l2, $name)?;
+                let mut $out = vec![0f32; n];
+                $body;
+                CpuStorage::F32($out)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                let $a = slice::<f64>($s1, $l1, $name)?;
+                let $b = slice::<f64>($s2, $l2, $name)?;
+                let mut $out = vec![0f64; n];
+                $body;
+                CpuStorage::F64($out)
+            }
+            _ => candle_core::bail!("{}: needs two f32 or two f64 inputs", $name),
+        }
+    }};
+}
+
+/// Row mean and 1 / sqrt(var + eps), accumulated in f64.
+fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
+    let d = row.len() as f64;
+    let mean = row.iter().map(|v| v.to()).sum::<f64>() / d;
+    let var = row.iter().map(|v| (v.to() - mean).powi(2)).sum::<f64>() / d;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64, out: &mut [T]) {
+    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let (mean, inv) = moments(xr, eps);
+        for (y, v) in yr.iter_mut().zip(xr) {
+            *y = T::f((v.to() - mean) * inv);
+        }
+    }
+}
+
+/// dx = inv (g - mean(g) - xhat mean(g xhat)) per row.
+fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64, out: &mut [T]) {
+    let df = d as f64;
+    for ((xr, gr), or) in x
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(out.chunks_exact_mut(d))
+    {
+        let (mean, inv) = moments(xr, eps);
+        let (mut sg, mut sgx) = (0f64, 0f64);
+        for (v, gv) in xr.iter().zip(gr) {
+            sg += gv.to();
+            sgx += gv.to() * (v.to() - mean) * inv;
+        }
+        let (mg, mgx) = (sg / df, sgx / df);
+        for ((o, v), gv) in or.iter_mut().zip(xr).zip(gr) {
+            let xhat = (v.to() - mean) * inv;
+            *o = T::f(inv * (gv.to() - mg - xhat * mgx));
+        }
+    }
+}
+
+struct Normalize {
+    eps: f64,
+}
+
+impl CustomOp1 for Normalize {
+    fn name(&self) -> &'static str {
+        "haad-normalize"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l)?;
+        let out = dispatch!(self.name(), s, l, |x, out| normalize_rows(
+            x, d, self.eps, &mut out
+        ));
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &NormalizeGrad { eps: self.eps },
+        )?))
+    }
+}
+
+struct NormalizeGrad {
+    eps: f64,
+}
+
+impl CustomOp2 for NormalizeGrad {
+    fn name(&self) -> &'static str {
+        "haad-normalize-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l1)?;
+        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
+            normalize_grad_rows(x, g, d, self.eps, &mut out)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+struct AddRows;
+
+impl CustomOp2 for AddRows {
+    fn name(&self) -> &'static str {
+        "haad-add-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let m = l2.shape().elem_count();
+        if m == 0 || l1.dims().last() != Some(&m) {
+            candle_core::bail!("add_rows: {:?} + row {:?}", l1.dims(), l2.dims());
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(add_row_kernel::<f32>(s1, l1, s2, l2)?)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(add_row_kernel::<f64>(s1, l1, s2, l2)?)
+            }
+            _ => candle_core::bail!("add_rows: needs two f32 or two f64 inputs"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let m = b.elem_count();
+        let rows = grad.elem_count() / m;
+        let g3 = grad.contiguous()?.reshape((1, rows, m))?;
+        let db = g3.apply_op1_no_bwd(&GroupSum)?.reshape(b.shape())?;
+        Ok((Some(grad.clone()), Some(db)))
+    }
+}
+
+fn add_row_kernel<T: Float>(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+) -> Result<Vec<T>> {
+    let x = slice::<T>(s1, l1, "add_rows")?;
+    let b = slice::<T>(s2, l2, "add_rows")?;
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks_exact(b.len()) {
+        out.extend(row.iter().zip(b).map(|(&v, &c)| v + c));
+    }
+    Ok(out)
+}
+
+/// x `[G, R, d]`, st `[G, 2, d]` (scale row, shift row) -> `x s + t`.
+struct ScaleShift;
+
+impl CustomOp2 for ScaleShift {
+    fn name(&self) -> &'static str {
+        "haad-scale-shift"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(scale_shift_kernel::<f32>(s1, l1, s2, l2)?)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(scale_shift_kernel::<f64>(s1, l1, s2, l2)?)
+            }
+            _ => candle_core::bail!("scale_shift: needs two f32 or two f64 inputs"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        st: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let s = st.narrow(1, 0, 1)?;
+        let dx = grad.broadcast_mul(&s)?;
+        let ds = (grad * x)?.apply_op1_no_bwd(&GroupSum)?;
+        let dt = grad.contiguous()?.apply_op1_no_bwd(&GroupSum)?;
+        Ok((Some(dx), Some(Tensor::cat(&[ds, dt], 1)?)))
+    }
+}
+
+fn scale_shift_kernel<T: Float>(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+) -> Result<Vec<T>> {
+    let (g, r, d) = l1.shape().dims3()?;
+    if l2.dims() != [g, 2, d] {
+        candle_core::bail!(
+            "scale_shift: x {:?}, scale and shift {:?}",
+            l1.dims(),
+            l2.dims()
+        );
+    }
+    let x = slice::<T>(s1, l1, "scale_shift")?;
+    let st = slice::<T>(s2, l2, "scale_shift")?;
+    let mut out = Vec::with_capacity(x.len());
+    for (block, p) in x.chunks_exact(r * d).zip(st.chunks_exact(2 * d)) {
+        let (sc, sh) = p.split_at(d);
+        for row in block.chunks_exact(d) {
+            out.extend(row.iter().zip(sc).zip(sh).map(|((&v, &a), &b)| v * a + b));
+        }
+    }
+    Ok(out)
+}
+
+/// `[G, R, d]` -> `[G, 1, d]`: the sum of each group's rows.
+struct GroupSum;
+
+impl CustomOp1 for GroupSum {
+    fn name(&self) -> &'static str {
+        "haad-group-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (g, r, d) = l.shape().dims3()?;
+        if r == 0 || d == 0 {
+            candle_core::bail!("group sum of an empty tensor {:?}", l.dims());
+        }
+        fn kernel<T: Float>(x: &[T], r: usize, d: usize) -> Vec<T> {
+            let mut out = Vec::with_capacity(x.len() / r);
+            for block in x.chunks_exact(r * d) {
+                let mut acc = vec![T::zero(); d];
+                for row in block.chunks_exact(d) {
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                out.extend(acc);
+            }
+            out
+        }
+        let out = match s {
+            CpuStorage::F32(_) => CpuStorage::F32(kernel(slice::<f32>(s, l, self.name())?, r, d)),
+            CpuStorage::F64(_) => CpuStorage::F64(kernel(slice::<f64>(s, l, self.name())?, r, d)),
+            _ => candle_core::bail!("group sum: only f32 and f64 are supported"),
+        };
+        Ok((out, Shape::from((g, 1, d))))
+    }
+}
+
+fn softmax_rows<T: Float>(x: &[T], d: usize, out: &mut [T]) {
+    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let max = xr.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
+        let max = T::f(max);
+        let mut sum = 0f64;
+        for (y, &v) in yr.iter_mut().zip(xr) {
+            let e = T::f(v.to() - max.to()).exp();
+            sum += e.to();
+            *y = e;
+        }
+        let inv = 1.0 / sum;
+        for y in yr.iter_mut() {
+            *y = T::f(y.to() * inv);
+        }
+    }
+}
+
+/// dx = y (g - sum(g y)) per row.
+fn softmax_grad_rows<T: Float>(y: &[T], g: &[T], d: usize, out: &mut [T]) {
+    for ((yr, gr), or) in y
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(out.chunks_exact_mut(d))
+    {
+        let dot: f64 = yr.iter().zip(gr).map(|(a, b)| a.to() * b.to()).sum();
+        for ((o, a), b) in or.iter_mut().zip(yr).zip(gr) {
+            *o = T::f(a.to() * (b.to() - dot));
+        }
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "haad-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l)?;
+        let out = dispatch!(self.name(), s, l, |x, out| softmax_rows(x, d, &mut out));
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?,
+        ))
+    }
+}
+
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "haad-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = last_dim(l1)?;
+        let out = dispatch!(self.name(), s1, l1, s2, l2, |y, g, out| {
+            softmax_grad_rows(y, g, d, &mut out)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Element-wise activations: value and derivative.
+#[derive(Clone, Copy)]
+enum Unary {
+    Gelu,
+    Silu,
+}
+
+impl Unary {
+    fn value<T: Float>(self, x: T) -> T {
+        let v = x.to();
+        match self {
+            // x Phi(x) = x (1 + erf(x / sqrt 2)) / 2.
+            Unary::Gelu => {
+                T::f(0.5 * v * (1.0 + T::f(v * std::f64::consts::FRAC_1_SQRT_2).erf().to()))
+            }
+            Unary::Silu => T::f(v / (1.0 + T::f(-v).exp().to())),
+        }
+    }
+
+    fn derivative<T: Float>(self, x: T) -> T {
+        let v = x.to();
+        match self {
+            // Phi(x) + x phi(x).
+            Unary::Gelu => {
+                let cdf = 0.5 * (1.0 + T::f(v * std::f64::consts::FRAC_1_SQRT_2).erf().to());
+                let pdf = T::f(-0.5 * v * v).exp().to() * 0.398_942_280_401_432_7;
+                T::f(cdf + v * pdf)
+            }
+            // s (1 + x (1 - s)), s = sigmoid(x).
+            Unary::Silu => {
+                let s = 1.0 / (1.0 + T::f(-v).exp().to());
+                T::f(s * (1.0 + v * (1.0 - s)))
+            }
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Unary::Gelu => "haad-gelu",
+            Unary::Silu => "haad-silu",
+        }
+    }
+}
+
+impl CustomOp1 for Unary {
+    fn name(&self) -> &'static str {
+        self.label()
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let op = *self;
+        let out = dispatch!(self.name(), s, l, |x, out| {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = op.value(v);
+            }
+        });
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &UnaryGrad(*self),
+        )?))
+    }
+}
+
+struct UnaryGrad(Unary);
+
+impl CustomOp2 for UnaryGrad {
+    fn name(&self) -> &'static str {
+        "haad-activation-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let op = self.0;
+        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
+            for ((o, &v), &gv) in out.iter_mut().zip(x).zip(g) {
+                *o = op.derivative(v) * gv;
+            }
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    #[test]
+    fn erf_f32_is_accurate() {
+        let mut worst = 0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 5e-5; // [-10, 10]
+            let err = (erf_f32(x) as f64 - candle_core::cpu::erf::erf_f64(x as f64)).abs();
+            worst = worst.max(err);
+        }
+        // A&S's 1.5e-7 plus f32 rounding of the polynomial.
+        assert!(worst < 1e-6, "max error {worst}");
+        assert!(erf_f32(0.0).abs() < 1e-7);
+        assert_eq!(erf_f32(30.0), 1.0);
+        assert_eq!(erf_f32(-30.0), -1.0);
+        assert!(erf_f32(f32::NAN).is_nan());
+    }
+
+    /// A random `[rows, d]` f64 variable and a non-contiguous view of it (`[d, rows]` transposed
+    /// back), so that the fused paths also see strided inputs.
+    fn input(rows: usize, d: usize, seed: u64) -> (Var, Tensor) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let v: Vec<f64> = (0..rows * d).map(|_| rng.random_range(-4.0..4.0)).collect();
+        let var = Var::from_vec(v, (d, rows), &Device::Cpu).unwrap();
+        let view = var.as_tensor().t().unwrap();
+        (var, view)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// Values and gradients (of a random linear functional) of `fast` and `reference` agree in
+    /// f64 (gradients to `grad_tol` relative to their largest entry), and the f32 kernels agree
+    /// with the f64 reference to `f32_tol`.
+    fn check(
+        fast: impl Fn(&Tensor) -> Result<Tensor>,
+        reference: impl Fn(&Tensor) -> Result<Tensor>,
+        grad_tol: f64,
+        f32_tol: f64,
+    ) {
+        let (rows, d) = (37, 19);
+        let (var, x) = input(rows, d, 1);
+        let (_, w) = input(rows, d, 2);
+        let (y_fast, y_ref) = (fast(&x).unwrap(), reference(&x).unwrap());
+        assert!(max_diff(&y_fast, &y_ref) < 1e-12);
+        let g = |y: &Tensor| {
+            let grads = (y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            grads.get(var.as_tensor()).unwrap().clone()
+        };
+        let (g_fast, g_ref) = (g(&y_fast), g(&y_ref));
+        let scale = g_ref
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let err = max_diff(&g_fast, &g_ref);
+        assert!(err < grad_tol * scale.max(1.0), "gradient error {err}");
+        let x32 = x.to_dtype(DType::F32).unwrap();
+        let y32 = fast(&x32).unwrap().to_dtype(DType::F64).unwrap();
+        assert!(max_diff(&y32, &y_ref) < f32_tol);
+    }
+
+    #[test]
+    fn normalize_matches_the_generic_form() {
+        check(
+            |x| normalize(x, 1e-5),
+            |x| {
+                let ones = Tensor::ones(x.dim(1)?, DType::F64, x.device())?;
+                let zeros = Tensor::zeros(x.dim(1)?, DType::F64, x.device())?;
+                candle_nn::ops::layer_norm_slow(x, &ones, &zeros, 1e-5)
+            },
+            1e-10,
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn softmax_matches_the_generic_form() {
+        check(
+            softmax_last_dim,
+            |x| candle_nn::ops::softmax(x, D::Minus1),
+            1e-10,
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn gelu_matches_the_generic_form() {
+        // candle's GELU gradient rounds 1 / sqrt(2 pi) to 0.398942 (2.8e-7 off).
+        check(gelu, |x| x.gelu_erf(), 1e-6, 2e-6);
+    }
+
+    #[test]
+    fn silu_matches_the_generic_form() {
+        check(silu, |x| x.silu(), 1e-10, 2e-6);
+    }
+
+    fn randn64(dims: &[usize], seed: u64) -> Var {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        Var::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    /// Values and the gradients with respect to every input agree between `fast` and
+    /// `reference` (f64, a random linear functional of the output).
+    fn check_inputs(
+        inputs: &[Var],
+        fast: impl Fn(&[Tensor]) -> Result<Tensor>,
+        reference: impl Fn(&[Tensor]) -> Result<Tensor>,
+    ) {
+        let ts: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fast(&ts).unwrap(), reference(&ts).unwrap());
+        assert_eq!(a.dims(), b.dims());
+        assert!(max_diff(&a, &b) < 1e-12);
+        let w = randn64(a.dims(), 77);
+        let ga = (&a * w.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&b * w.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (i, v) in inputs.iter().enumerate() {
+            let (x, y) = (
+                ga.get(v.as_tensor()).unwrap(),
+                gb.get(v.as_tensor()).unwrap(),
+            );
+            assert_eq!(x.dims(), y.dims(), "input {i}");
+            assert!(max_diff(x, y) < 1e-12, "input {i}: {}", max_diff(x, y));
+        }
+    }
+
+    #[test]
+    fn add_rows_matches_broadcast_add() {
+        check_inputs(
+            &[randn64(&[3, 5, 4], 1), randn64(&[4], 2)],
+            |t| add_rows(&t[0], &t[1]),
+            |t| t[0].broadcast_add(&t[1]),
+        );
+        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+        assert!(add_rows(&x, &b).is_err());
+    }
+
+    #[test]
+    fn scale_shift_matches_broadcast_arithmetic() {
+        let reference = |t: &[Tensor]| t[0].broadcast_mul(&t[1])?.broadcast_add(&t[2]);
+        // Per-group parameters, also as non-contiguous views (halves of one tensor).
+        check_inputs(
+            &[
+                randn64(&[3, 5, 4], 1),
+                randn64(&[3, 1, 4], 2),
+                randn64(&[3, 1, 4], 3),
+            ],
+            |t| scale_shift(&t[0], &t[1], &t[2]),
+            reference,
+        );
+        let halves = |t: &[Tensor]| {
+            let st = t[1].narrow(2, 0, 4)?;
+            let sh = t[1].narrow(2, 4, 4)?;
+            Ok::<_, candle_core::Error>((st, sh))
+        };
+        check_inputs(
+            &[randn64(&[3, 5, 4], 1), randn64(&[3, 1, 8], 2)],
+            |t| {
+                let (a, b) = halves(t)?;
+                scale_shift(&t[0], &a, &b)
+            },
+            |t| {
+                let (a, b) = halves(t)?;
+                reference(&[t[0].clone(), a, b])
+            },
+        );
+        // One group over a tensor of any rank, and a non-contiguous input.
+        let x = randn64(&[4, 2, 6], 4);
+        check_inputs(
+            &[x, randn64(&[1, 1, 2], 5), randn64(&[1, 1, 2], 6)],
+            |t| scale_shift(&t[0].transpose(1, 2).unwrap(), &t[1], &t[2]),
+            |t| reference(&[t[0].transpose(1, 2).unwrap(), t[1].clone(), t[2].clone()]),
+        );
+        let x = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu).unwrap();
+        let s = Tensor::zeros((2, 1, 5), DType::F32, &Device::Cpu).unwrap();
+        assert!(scale_shift(&x, &s, &s).is_err());
+    }
+
+    #[test]
+    fn linear_matches_candle_linear() {
+        use candle_core::Module;
+        check_inputs(
+            &[
+                randn64(&[3, 5, 4], 1),
+                randn64(&[6, 4], 2),
+                randn64(&[6], 3),
+            ],
+            |t| Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
+            |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
+        );
+        check_inputs(
+            &[randn64(&[7, 4], 1), randn64(&[2, 4], 2)],
+            |t| Linear::new(t[1].clone(), None).forward(&t[0]),
+            |t| candle_nn::Linear::new(t[1].clone(), None).forward(&t[0]),
+        );
+        let w = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::zeros((3, 5), DType::F32, &Device::Cpu).unwrap();
+        assert!(Linear::new(w, None).forward(&x).is_err());
+    }
+
+    #[test]
+    fn layer_norm_applies_scale_and_shift() {
+        let x = Tensor::new(&[[1f32, 2.0, 3.0], [-1.0, 0.0, 5.0]], &Device::Cpu).unwrap();
+        let w = Tensor::new(&[2f32, 1.0, 0.5], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[0f32, 1.0, -1.0], &Device::Cpu).unwrap();
+        let y: Vec<Vec<f32>> = layer_norm(&x, &w, &b, 0.0).unwrap().to_vec2().unwrap();
+        // Row 1: mean 2, var 2/3, xhat = (-1, 0, 1) sqrt(3/2).
+        let s = 1.5f32.sqrt();
+        let want = [-2.0 * s, 1.0, 0.5 * s - 1.0];
+        for (a, b) in y[0].iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!(normalize(
+            &Tensor::zeros((2, 0), DType::F32, &Device::Cpu).unwrap(),
+            1e-5
+        )
+        .is_err());
+    }
+}

@@ -22,3 +22,8 @@ pub use haad_detect as detect;
 pub use haad_diffusion as diffusion;
 pub use haad_gcn as gcn;
 pub use haad_motion as motion;
+
+/// The README's Rust snippet, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

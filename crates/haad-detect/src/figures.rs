@@ -109,8 +109,11 @@ where
         .margin(10)
         .x_label_area_size(110)
         .y_label_area_size(50)
-        // Head room keeps the legend clear of the bars.
-        .build_cartesian_2d(0.0..n as f64, 0.0..y_max * 1.2)?;
+        // Head room (a legend row per series) keeps the legend clear of the bars.
+        .build_cartesian_2d(
+            0.0..n as f64,
+            0.0..y_max * (1.1 + 0.08 * series.len() as f64),
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -337,8 +340,7 @@ where
 }
 
 /// A scatter map of 2-D points `[N, 2]`, point `i` coloured by `labels[i]` (an index into
-/// `names`, which the legend lists). Points of label `outline` (if any) are drawn as hollow
-/// circles (e.g. generated variants beside real clips).
+/// `names`, which the legend lists; labels past the palette's 10 colours are drawn hollow).
 pub fn plot_scatter(
     path: &Path,
     title: &str,
@@ -389,20 +391,27 @@ where
         .y_label_area_size(50)
         .build_cartesian_2d(x0..x1, y0..y1)?;
     chart.configure_mesh().draw()?;
+    // The palette has 10 colours: labels 10.. are drawn hollow, 20.. as small dots.
+    let marker = |l: usize| -> ShapeStyle {
+        match l / 10 {
+            0 => color(l).filled(),
+            _ => color(l).stroke_width(2),
+        }
+    };
+    let radius = |l: usize| if l >= 20 { 2 } else { 3 };
     for (l, _) in names.iter().enumerate() {
-        let c = color(l);
         chart.draw_series(
             points
                 .rows()
                 .into_iter()
                 .zip(labels)
                 .filter(|(_, &lab)| lab == l)
-                .map(|(p, _)| Circle::new((p[0] as f64, p[1] as f64), 3, c.filled())),
+                .map(|(p, _)| Circle::new((p[0] as f64, p[1] as f64), radius(l), marker(l))),
         )?;
     }
     for (l, name) in names.iter().enumerate() {
         let y = 40 + 18 * l as i32;
-        legend_area.draw(&Circle::new((12, y), 4, color(l).filled()))?;
+        legend_area.draw(&Circle::new((12, y), radius(l) + 1, marker(l)))?;
         legend_area.draw(&Text::new(
             name.clone(),
             (22, y - 7),

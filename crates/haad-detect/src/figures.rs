@@ -120,18 +120,10 @@ where
         .x_labels(0)
         .y_desc(y_desc)
         .draw()?;
-    let label_style = ("sans-serif", 12)
-        .into_font()
-        .transform(FontTransform::Rotate90)
-        .color(&BLACK);
-    for (i, name) in groups.iter().enumerate() {
-        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-        root.draw(&Text::new(
-            name.clone(),
-            (x + 4, y + 6),
-            label_style.clone(),
-        ))?;
-    }
+    let at: Vec<(i32, i32)> = (0..n)
+        .map(|i| chart.backend_coord(&(i as f64 + 0.5, 0.0)))
+        .collect();
+    column_labels(&root, groups, &at)?;
     let bar_w = 0.8 / series.len() as f64;
     for (g, s) in series.iter().enumerate() {
         let c = color(g);
@@ -163,6 +155,25 @@ where
         .border_style(BLACK)
         .draw()?;
     root.present()?;
+    Ok(())
+}
+
+/// Writes `names[i]` rotated, just below the x axis at backend point `at[i]`.
+fn column_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    names: &[String],
+    at: &[(i32, i32)],
+) -> DrawResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let style = ("sans-serif", 12)
+        .into_font()
+        .transform(FontTransform::Rotate90)
+        .color(&BLACK);
+    for (name, &(x, y)) in names.iter().zip(at) {
+        root.draw(&Text::new(name.clone(), (x + 4, y + 6), style.clone()))?;
+    }
     Ok(())
 }
 
@@ -302,18 +313,10 @@ where
         .x_labels(0)
         .y_desc(y_desc)
         .draw()?;
-    let label_style = ("sans-serif", 12)
-        .into_font()
-        .transform(FontTransform::Rotate90)
-        .color(&BLACK);
-    for (i, name) in categories.iter().enumerate() {
-        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, y0));
-        root.draw(&Text::new(
-            name.clone(),
-            (x + 4, y + 6),
-            label_style.clone(),
-        ))?;
-    }
+    let at: Vec<(i32, i32)> = (0..n)
+        .map(|i| chart.backend_coord(&(i as f64 + 0.5, y0)))
+        .collect();
+    column_labels(&root, categories, &at)?;
     for (i, vals) in values.iter().enumerate() {
         let c = if Some(i) == highlight {
             color(3)

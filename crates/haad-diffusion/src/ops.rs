@@ -343,6 +343,23 @@ impl CustomOp2 for NormalizeGrad {
     }
 }
 
+/// A kernel over two inputs of one float type.
+type Kernel2<T> = fn(&CpuStorage, &Layout, &CpuStorage, &Layout) -> Result<Vec<T>>;
+
+/// Runs the f32 or the f64 instance of a two-input kernel, as the storages' type says.
+fn two_inputs(
+    name: &str,
+    [(s1, l1), (s2, l2)]: [(&CpuStorage, &Layout); 2],
+    k32: Kernel2<f32>,
+    k64: Kernel2<f64>,
+) -> Result<CpuStorage> {
+    Ok(match (s1, s2) {
+        (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(k32(s1, l1, s2, l2)?),
+        (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(k64(s1, l1, s2, l2)?),
+        _ => candle_core::bail!("{name}: needs two f32 or two f64 inputs"),
+    })
+}
+
 struct AddRows;
 
 impl CustomOp2 for AddRows {
@@ -361,15 +378,12 @@ impl CustomOp2 for AddRows {
         if m == 0 || l1.dims().last() != Some(&m) {
             candle_core::bail!("add_rows: {:?} + row {:?}", l1.dims(), l2.dims());
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(add_row_kernel::<f32>(s1, l1, s2, l2)?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(add_row_kernel::<f64>(s1, l1, s2, l2)?)
-            }
-            _ => candle_core::bail!("add_rows: needs two f32 or two f64 inputs"),
-        };
+        let out = two_inputs(
+            self.name(),
+            [(s1, l1), (s2, l2)],
+            add_row_kernel::<f32>,
+            add_row_kernel::<f64>,
+        )?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -418,15 +432,12 @@ impl CustomOp2 for ScaleShift {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(scale_shift_kernel::<f32>(s1, l1, s2, l2)?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(scale_shift_kernel::<f64>(s1, l1, s2, l2)?)
-            }
-            _ => candle_core::bail!("scale_shift: needs two f32 or two f64 inputs"),
-        };
+        let out = two_inputs(
+            self.name(),
+            [(s1, l1), (s2, l2)],
+            scale_shift_kernel::<f32>,
+            scale_shift_kernel::<f64>,
+        )?;
         Ok((out, l1.shape().clone()))
     }
 

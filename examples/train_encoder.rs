@@ -22,6 +22,7 @@ use haad::gcn::{EmbeddingLayer, EncoderModel, Pooling};
 use haad::motion::augment::{Augmenter, CropAugmenter, RotateJitterAugmenter};
 use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
+use haad::pipeline::train_clips;
 use serde::de::DeserializeOwned;
 
 /// The augmenters this command offers.
@@ -179,11 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Augment::Diffusion(ref dir) => {
             let generator = DiffusionAugmenter::load(dir, dataset.skeleton().root(), &Device::Cpu)?;
             let split = Split::new(&dataset, cfg.train_fraction, &cfg.unseen)?;
-            let clips: Vec<_> = split
-                .all_train()
-                .iter()
-                .map(|&i| dataset.clips()[i].motion.clone())
-                .collect();
+            let clips = train_clips(&dataset, &split);
             let cache = a.pool_dir.clone().unwrap_or_else(|| dir.join("pool"));
             let pool = generator.pool(&clips, a.pool_size, a.pool_seed, &cache, !a.quiet)?;
             eprintln!(

@@ -239,14 +239,6 @@ impl Study {
         Ok(e)
     }
 
-    /// The generator, observing `t_his` frames when given.
-    fn generator_observing(&self, t_his: Option<usize>) -> Result<DiffusionAugmenter> {
-        Ok(match t_his {
-            Some(t) => self.generator.with_observed_frames(t)?,
-            None => self.generator.clone(),
-        })
-    }
-
     fn unseen_names(&self) -> Vec<String> {
         self.split
             .unseen_categories()

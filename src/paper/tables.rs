@@ -37,16 +37,16 @@ pub fn table2(study: &Study) -> Result<Table2> {
     let s = study.settings();
     let plain = study.encoder(Training::Plain)?;
     let full = study.encoder(Training::Generated(s.train_variants))?;
+    let baseline = study.evaluate(&Embedder::raw_dct(), s.k, 0, None, false)?;
+    let contrastive = study.evaluate(&plain, s.k, 0, None, false)?;
+    let full_method = study.evaluate(&full, s.k, s.support_variants, None, false)?;
+    let many_shot = study.evaluate(&full, s.k, 0, None, true)?;
     let t = Table2 {
-        baseline: study.evaluate(&Embedder::raw_dct(), s.k, 0, None, false)?,
-        contrastive: study.evaluate(&plain, s.k, 0, None, false)?,
-        full: study.evaluate(&full, s.k, s.support_variants, None, false)?,
-        many_shot: study.evaluate(&full, s.k, 0, None, true)?,
-        seconds: 0.0,
-    };
-    let t = Table2 {
+        baseline,
+        contrastive,
+        full: full_method,
+        many_shot,
         seconds: seconds(start),
-        ..t
     };
     study.write_json("table2", &t)?;
     let groups: Vec<String> = t
@@ -302,7 +302,7 @@ pub fn table4(study: &Study, observed: &[usize]) -> Result<Table4> {
     let frames = study.generator.model().config().frames;
     let mut rows = Vec::new();
     for &t_his in observed {
-        let generator = study.generator_observing(Some(t_his))?;
+        let generator = study.generator.with_observed_frames(t_his)?;
         let pool = generator.pool(
             &clips,
             s.support_variants.max(1),

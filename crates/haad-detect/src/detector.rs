@@ -32,15 +32,15 @@ impl Detector {
     ) -> Result<Self> {
         input.check()?;
         if let Some(j) = embedder.joints() {
-            if j != input.joints {
+            if j != input.embedded_joints() {
                 return Err(DetectError::Config(format!(
                     "the {} embedder takes {j} joints, the input spec says {}",
                     embedder.name(),
-                    input.joints
+                    input.embedded_joints()
                 )));
             }
         }
-        let dim = embedder.dim(input.joints);
+        let dim = embedder.dim(input.embedded_joints());
         if support.dim() != dim {
             return Err(DetectError::Shape {
                 what: "support embeddings".into(),
@@ -159,6 +159,7 @@ mod tests {
             joints: 4,
             root: 0,
             min_frames: 10,
+            canonical: None,
         };
         let normal = [
             clip(0.10, 70, 0.0),
@@ -286,6 +287,7 @@ mod tests {
             joints: 4,
             root: 2,
             min_frames: 1,
+            canonical: None,
         };
         let normal = [
             clip(0.10, 70, 0.0),

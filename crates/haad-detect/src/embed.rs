@@ -342,6 +342,7 @@ mod tests {
             joints: 2,
             root: 0,
             min_frames: 1,
+            canonical: None,
         };
         // Translating a clip changes nothing after root subtraction.
         let a = Array3::from_shape_fn((70, 2, 3), |(t, j, c)| {

@@ -1,8 +1,10 @@
 //! [`InputSpec`]: what a detector accepts (joint count, minimum length) and how it prepares a raw
-//! clip before embedding it (the method's preprocessing: first `T` frames, padded by repeating
-//! the last frame, minus the root joint's frame-0 position).
+//! clip before embedding it: optionally the mapping onto the canonical body with its
+//! normalisation ([`Canonicalizer`]), then the method's preprocessing (first `T` frames, padded
+//! by repeating the last frame, minus the root joint's frame-0 position).
 
-use haad_motion::{preprocess, Motion, Skeleton};
+use haad_motion::canonical::{CANONICAL_JOINTS, PELVIS};
+use haad_motion::{preprocess, Canonicalizer, Motion, Skeleton};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DetectError, Result};
@@ -16,14 +18,20 @@ use crate::error::{DetectError, Result};
 /// clip of at least one frame can be scored. `min_frames` (default 1, i.e. accept whatever the
 /// method accepts) lets a service refuse clips too short to say anything, e.g. `min_frames = 30`
 /// for half of the 60-frame window; shorter clips then give [`DetectError::TooFewFrames`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
-    /// J: joints of every clip.
+    /// J: joints of every raw clip.
     pub joints: usize,
-    /// The joint whose frame-0 position is subtracted (the dataset's `Skeleton::root()`).
+    /// The joint whose frame-0 position is subtracted (the dataset's `Skeleton::root()`), in
+    /// the embedded clip's joints (the canonical pelvis when `canonical` is set).
     pub root: usize,
     /// The fewest frames a raw clip may have (>= 1).
     pub min_frames: usize,
+    /// The mapping of raw clips onto the canonical body and its normalisation, applied before
+    /// the method's preprocessing; `None` (and absent in detectors saved before it existed):
+    /// clips are embedded in their own joints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<Canonicalizer>,
 }
 
 impl InputSpec {
@@ -33,6 +41,27 @@ impl InputSpec {
             joints: skeleton.joints(),
             root: skeleton.root(),
             min_frames: 1,
+            canonical: None,
+        }
+    }
+
+    /// Raw clips of any supported layout, mapped onto the canonical body by `canonical`
+    /// (root: the pelvis), `min_frames = 1`.
+    pub fn canonical(canonical: Canonicalizer) -> Self {
+        Self {
+            joints: canonical.source_joints(),
+            root: PELVIS,
+            min_frames: 1,
+            canonical: Some(canonical),
+        }
+    }
+
+    /// Joints of the clips the embedder sees: the canonical body's 15 with a canonicalizer,
+    /// else `joints`.
+    pub fn embedded_joints(&self) -> usize {
+        match self.canonical {
+            Some(_) => CANONICAL_JOINTS.len(),
+            None => self.joints,
         }
     }
 
@@ -42,15 +71,28 @@ impl InputSpec {
         self
     }
 
-    /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1`.
+    /// Checks `joints >= 1`, `root <` the embedded joints and `min_frames >= 1`, and that a
+    /// canonicalizer is valid and takes `joints` joints.
     pub fn check(&self) -> Result<()> {
         if self.joints == 0 {
             return Err(DetectError::Config("joints must be at least 1".into()));
         }
-        if self.root >= self.joints {
+        if let Some(c) = &self.canonical {
+            c.check()
+                .map_err(|e| DetectError::Config(format!("canonical: {e}")))?;
+            if c.source_joints() != self.joints {
+                return Err(DetectError::Config(format!(
+                    "canonical: the map takes {} joints, the input spec says {}",
+                    c.source_joints(),
+                    self.joints
+                )));
+            }
+        }
+        if self.root >= self.embedded_joints() {
             return Err(DetectError::Config(format!(
                 "root joint {} out of range for {} joints",
-                self.root, self.joints
+                self.root,
+                self.embedded_joints()
             )));
         }
         if self.min_frames == 0 {
@@ -86,10 +128,14 @@ impl InputSpec {
         Ok(())
     }
 
-    /// Checks a raw clip and prepares it: first `frames` frames (padded), root-relative.
+    /// Checks a raw clip and prepares it: mapped onto the canonical body and normalised (when
+    /// `canonical` is set), first `frames` frames (padded), root-relative.
     pub fn prepare(&self, clip: &Motion, frames: usize) -> Result<Motion> {
         self.check_clip(clip)?;
-        Ok(preprocess::prepare(clip, frames, self.root)?)
+        match &self.canonical {
+            Some(c) => Ok(preprocess::prepare(&c.apply(clip)?, frames, self.root)?),
+            None => Ok(preprocess::prepare(clip, frames, self.root)?),
+        }
     }
 
     /// [`InputSpec::prepare`] for every clip; an error names the clip's index.
@@ -112,6 +158,7 @@ mod tests {
             joints: 3,
             root: 1,
             min_frames: 4,
+            canonical: None,
         }
     }
 
@@ -195,5 +242,48 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().starts_with("clip 1"), "{err}");
+    }
+
+    #[test]
+    fn old_specs_load_and_canonical_specs_map_raw_clips() {
+        // A spec saved before canonical input existed.
+        let old: InputSpec =
+            serde_json::from_str(r#"{"joints": 3, "root": 1, "min_frames": 4}"#).unwrap();
+        assert_eq!(old, spec());
+        // Kinect v2 clips (25 joints): every joint at (j, 1, 0) cm-free metres, 15 fps.
+        let names: Vec<String> = haad_motion::Layout::KinectV2
+            .joint_names()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let parents = haad_motion::Layout::KinectV2.parents().unwrap().to_vec();
+        let sk = Skeleton::new(names, parents, 0).unwrap();
+        let canon = Canonicalizer::new(
+            haad_motion::Layout::KinectV2,
+            &sk,
+            None,
+            haad_motion::NormalizeConfig::none(),
+        )
+        .unwrap();
+        let s = InputSpec::canonical(canon);
+        s.check().unwrap();
+        assert_eq!((s.joints, s.embedded_joints(), s.root), (25, 15, PELVIS));
+        let a = Array3::from_shape_fn((5, 25, 3), |(t, j, c)| match c {
+            0 => j as f32,
+            1 => 1.0 + t as f32,
+            _ => 0.0,
+        });
+        let p = s.prepare(&Motion::new(a, Some(15.0)).unwrap(), 8).unwrap();
+        assert_eq!((p.frames(), p.joints()), (8, 15));
+        // Pelvis = mean of HipLeft (12) and HipRight (16) = 14, subtracted: the head (3) is
+        // at 3 - 14 = -11 on x, and 4 frames up at frame 4.
+        assert_eq!(p.data()[[4, 2, 0]], -11.0);
+        assert_eq!(p.data()[[4, 2, 1]], 4.0);
+        // Round trip through JSON, and a wrong joint count is refused by check().
+        let back: InputSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let wrong = InputSpec { joints: 20, ..s };
+        assert!(matches!(wrong.check(), Err(DetectError::Config(_))));
     }
 }

@@ -26,7 +26,7 @@
 //!     Motion::new(a, Some(30.0))
 //! };
 //! let normal = [sway(0.10, 70)?, sway(0.11, 64)?, sway(0.09, 90)?];
-//! let input = InputSpec { joints: 2, root: 0, min_frames: 1 };
+//! let input = InputSpec { joints: 2, root: 0, min_frames: 1, canonical: None };
 //! let detector =
 //!     Detector::fit(Embedder::raw_dct(), input, Scoring::MeanDistance, &normal, None)?;
 //! let usual = detector.score(&sway(0.10, 80)?)?;

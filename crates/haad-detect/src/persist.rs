@@ -231,6 +231,7 @@ mod tests {
             joints: 3,
             root: 1,
             min_frames: 5,
+            canonical: None,
         };
         let d = Detector::fit(
             Embedder::RawDct(
@@ -278,6 +279,7 @@ mod tests {
                 joints: 3,
                 root: 0,
                 min_frames: 1,
+                canonical: None,
             },
             Scoring::MeanDistance,
             &[clip(0.1, 70), clip(0.15, 50), clip(0.12, 61)],
@@ -313,6 +315,7 @@ mod tests {
                 joints: 3,
                 root: 0,
                 min_frames: 1,
+                canonical: None,
             },
             Scoring::MeanDistance,
             &[clip(0.1, 60)],

@@ -195,6 +195,7 @@ mod tests {
             joints: 4,
             root: 0,
             min_frames: 1,
+            canonical: None,
         };
         let clips = [clip(0.0), clip(1.0)];
         let aug = RotateJitterAugmenter {

@@ -54,6 +54,16 @@ pub enum MotionError {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A skeleton lacks joints that the canonical body needs.
+    #[error("cannot map the {layout} layout onto the canonical body: missing {}; the skeleton has: {}", missing.join(", "), have.join(", "))]
+    MissingJoints {
+        /// The layout being mapped.
+        layout: String,
+        /// Canonical joints that no source joint provides, each with the names looked for.
+        missing: Vec<String>,
+        /// The skeleton's joint names.
+        have: Vec<String>,
+    },
 }
 
 /// Shorthand for `Result<T, MotionError>`.

@@ -22,11 +22,14 @@
 //! ```
 
 pub mod augment;
+pub mod canonical;
 pub mod dataset;
 pub mod dct;
 pub mod error;
 pub mod io;
+pub mod layout;
 pub mod motion;
+pub mod normalize;
 pub mod pool;
 pub mod preprocess;
 pub mod split;
@@ -36,6 +39,8 @@ pub use augment::Augmenter;
 pub use dataset::{Clip, Dataset, Skipped};
 pub use error::{MotionError, Result};
 pub use io::{load, DataFormat};
+pub use layout::Layout;
+pub use normalize::{Canonicalizer, NormalizeConfig};
 pub use motion::{Motion, Skeleton};
 pub use pool::{PoolSpec, VariantPool};
 pub use stats::DatasetStats;

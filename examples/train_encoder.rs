@@ -6,6 +6,19 @@
 //!     --data ../shared/data/msr_action3d/MSRAction3DSkeletonReal3D \
 //!     --unseen forward_punch,high_throw,forward_kick,tennis_serve,pick_up_throw --out runs/msr
 //! ```
+//!
+//! Several datasets at once, mapped onto the canonical body (`haad::transfer`), categories
+//! kept apart as `NAME/category`:
+//!
+//! ```sh
+//! cargo run --release --example train_encoder -- \
+//!     --dataset name=msr,format=msr,path=../shared/data/msr_action3d/MSRAction3DSkeletonReal3D \
+//!     --dataset name=bandai,format=bandai,path=../shared/data/bandai_namco_ds2_subset \
+//!     --out runs/canonical
+//! ```
+//!
+//! `--preset paper` trains with the paper's settings (tau = 0.1); the default (tau = 1) is the
+//! recipe that transferred best across datasets (docs/results.md).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,8 +35,19 @@ use haad::gcn::{EmbeddingLayer, EncoderModel, Pooling};
 use haad::motion::augment::{Augmenter, CropAugmenter, RotateJitterAugmenter};
 use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
+use haad::motion::{Layout, NormalizeConfig};
 use haad::pipeline::train_clips;
+use haad::transfer::{load_sources, write_json, Source, NORMALIZE_FILE};
 use serde::de::DeserializeOwned;
+
+/// Starting points of the training configuration.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Preset {
+    /// The recipe that measured best across datasets (tau = 1).
+    Default,
+    /// The paper's settings (tau = 0.1).
+    Paper,
+}
 
 /// The augmenters this command offers.
 #[derive(Clone, Debug)]
@@ -59,11 +83,23 @@ fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, String> {
 #[command(about = "Train the haad encoder with the multi-positive contrastive loss")]
 struct Args {
     /// Dataset format: msr, bvh, bandai, humanact12, folder or native.
-    #[arg(long)]
-    format: DataFormat,
+    #[arg(long, requires = "data")]
+    format: Option<DataFormat>,
     /// The dataset folder (or file).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, requires = "format")]
+    data: Option<PathBuf>,
+    /// Map --data onto the canonical body from this joint layout (msr, kinect-v1, kinect-v2,
+    /// smpl, h36m, bvh).
+    #[arg(long, requires = "data")]
+    layout: Option<Layout>,
+    /// Instead of --format/--data: a dataset name=N,format=F,path=P[,layout=L][,unseen=a+b]
+    /// (repeat for several); all are mapped onto the canonical body and categories become
+    /// N/category.
+    #[arg(long = "dataset", conflicts_with = "data")]
+    datasets: Vec<Source>,
+    /// Starting configuration: default (tau = 1) or paper (tau = 0.1).
+    #[arg(long, value_enum, default_value = "default")]
+    preset: Preset,
     /// Categories kept out of training, comma separated.
     #[arg(long, value_delimiter = ',')]
     unseen: Vec<String>,
@@ -129,7 +165,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     let mut cfg = match &a.config {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,
-        None => TrainConfig::default(),
+        None => match a.preset {
+            Preset::Default => TrainConfig::default(),
+            Preset::Paper => TrainConfig {
+                temperature: 0.1,
+                ..TrainConfig::default()
+            },
+        },
     };
     cfg.unseen = a.unseen.clone();
     if let Some(v) = a.epochs {
@@ -162,8 +204,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(v) = a.checkpoint_every {
         cfg.checkpoint_every = v;
     }
+    let normalize = NormalizeConfig::default();
+    let (dataset, canonical) = match (&a.format, &a.data, a.layout) {
+        (Some(format), Some(data), None) => (load(*format, data)?, false),
+        (Some(format), Some(data), Some(layout)) => {
+            let source = Source {
+                name: format.name().to_string(),
+                format: *format,
+                path: data.clone(),
+                layout,
+                unseen: Vec::new(),
+            };
+            let (d, _) = load_sources(&[source], &normalize)?;
+            (d, true)
+        }
+        _ if !a.datasets.is_empty() => {
+            let (d, unseen) = load_sources(&a.datasets, &normalize)?;
+            cfg.unseen.extend(unseen);
+            (d, true)
+        }
+        _ => return Err("give --format and --data, or one or more --dataset".into()),
+    };
     let cfg = cfg.check()?;
-    let dataset = load(a.format, &a.data)?;
     for s in dataset.skipped() {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
@@ -224,6 +286,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &Device::Cpu,
     )?;
     let seconds = start.elapsed().as_secs_f64();
+    if canonical {
+        // Detectors read the encoder's normalisation from beside its weights.
+        for dir in [Some(a.out.clone()), Some(outcome.last_dir.clone())]
+            .into_iter()
+            .chain(std::iter::once(outcome.best.as_ref().map(|(_, d)| d.clone())))
+            .flatten()
+        {
+            write_json(&dir.join(NORMALIZE_FILE), &normalize)?;
+        }
+    }
     println!("{}", format_log_table(&outcome.log, 10));
     plot_log(&outcome.log, &a.out.join("loss.svg"))?;
     if let Some((best, dir)) = &outcome.best {

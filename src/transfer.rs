@@ -97,6 +97,21 @@ impl FromStr for Source {
             (None, DataFormat::Msr) => Layout::Msr,
             (None, DataFormat::Bvh | DataFormat::Bandai) => Layout::Bvh,
             (None, DataFormat::HumanAct12) => Layout::Smpl,
+            (None, DataFormat::Folder) => {
+                let p = path.as_ref().ok_or_else(|| bad("path is missing".into()))?;
+                let file = p.join("skeleton.json");
+                let named = if file.is_file() {
+                    haad_motion::io::folder::SkeletonFile::read(&file)?.layout
+                } else {
+                    None
+                };
+                named.ok_or_else(|| {
+                    bad(format!(
+                        "give layout=NAME or name it in {} (\"layout\": \"kinect-v2\", ...)",
+                        file.display()
+                    ))
+                })?
+            }
             (None, f) => return Err(bad(format!("give layout=NAME for format {f}"))),
         };
         Ok(Source {
@@ -591,4 +606,143 @@ pub fn format_table(sources: &[Source], cells: &[Cell]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The file beside a trained encoder that records the normalisation its training clips had
+/// (a [`NormalizeConfig`] as JSON): a detector must give its clips the same.
+pub const NORMALIZE_FILE: &str = "normalize.json";
+
+/// Every source canonicalised with `normalize` and merged into one dataset (categories
+/// `NAME/category`), with the prefixed unseen categories of all of them.
+pub fn load_sources(
+    sources: &[Source],
+    normalize: &NormalizeConfig,
+) -> Result<(Dataset, Vec<String>)> {
+    let data = sources
+        .iter()
+        .map(|s| load_canonical(s, normalize))
+        .collect::<Result<Vec<_>>>()?;
+    let unseen = sources.iter().flat_map(Source::prefixed_unseen).collect();
+    Ok((merge(&data)?, unseen))
+}
+
+/// The normalisation recorded beside an encoder in `dir` ([`NORMALIZE_FILE`]), or `None` when
+/// the encoder was trained on clips in their own joints.
+pub fn encoder_normalization(dir: &Path) -> Result<Option<NormalizeConfig>> {
+    let path = dir.join(NORMALIZE_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| HaadError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let cfg: NormalizeConfig =
+        serde_json::from_str(&text).map_err(|source| HaadError::Json { path, source })?;
+    cfg.check()?;
+    Ok(Some(cfg))
+}
+
+/// The input of a detector that uses the encoder in `dir` on raw clips of `layout` with
+/// `skeleton`: mapped onto the canonical body with the encoder's recorded normalisation
+/// ([`NORMALIZE_FILE`]), or the clips' own joints when the encoder has none.
+pub fn input_for_encoder(
+    dir: &Path,
+    layout: Layout,
+    skeleton: &haad_motion::Skeleton,
+    source_fps: Option<f32>,
+) -> Result<haad_detect::InputSpec> {
+    Ok(match encoder_normalization(dir)? {
+        Some(cfg) => haad_detect::InputSpec::canonical(Canonicalizer::new(
+            layout, skeleton, source_fps, cfg,
+        )?),
+        None => haad_detect::InputSpec::for_skeleton(skeleton),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haad_motion::canonical::canonical_skeleton;
+    use haad_motion::Motion;
+    use ndarray::Array3;
+
+    fn tiny(categories: &[&str], clips_each: usize) -> Dataset {
+        let mut clips = Vec::new();
+        for c in 0..categories.len() {
+            for i in 0..clips_each {
+                let m = Motion::new(Array3::from_elem((4, 15, 3), (c * 10 + i) as f32), None);
+                clips.push(Clip {
+                    motion: m.unwrap(),
+                    category: c,
+                    source: PathBuf::from(format!("{c}-{i}")),
+                });
+            }
+        }
+        let names = categories.iter().map(|s| s.to_string()).collect();
+        Dataset::new(canonical_skeleton(), names, clips, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn sources_parse_with_defaults_and_name_bad_keys() {
+        let s: Source = "format=msr,path=/d,unseen=a+b".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.layout, s.unseen.len()),
+            ("msr", Layout::Msr, 2)
+        );
+        assert_eq!(s.prefixed_unseen(), vec!["msr/a", "msr/b"]);
+        let b: Source = "name=x,format=bandai,path=/b".parse().unwrap();
+        assert_eq!((b.name.as_str(), b.layout), ("x", Layout::Bvh));
+        let k: Source = "format=native,layout=kinect-v2,path=/n".parse().unwrap();
+        assert_eq!(k.layout, Layout::KinectV2);
+        for (bad, word) in [
+            ("format=native,path=/n", "layout"),
+            ("format=msr", "path"),
+            ("format=msr,path=/d,colour=red", "colour"),
+            ("path=/d", "format"),
+            ("format=msr,layout=openpose,path=/d", "openpose"),
+        ] {
+            let e = bad.parse::<Source>().unwrap_err().to_string();
+            assert!(e.contains(word), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn merge_keeps_categories_and_clips_apart() {
+        let a = tiny(&["msr/wave", "msr/kick"], 2);
+        let b = tiny(&["bandai/wave"], 3);
+        let m = merge(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(m.categories(), ["msr/wave", "msr/kick", "bandai/wave"]);
+        assert_eq!(m.counts(), vec![2, 2, 3]);
+        assert_eq!(m.clips()[4].motion, b.clips()[0].motion);
+        // The same category name twice is refused (the prefix keeps datasets apart).
+        assert!(merge(&[a.clone(), a]).is_err());
+        assert!(merge(&[]).is_err());
+    }
+
+    #[test]
+    fn variants_round_trip_and_switch_one_step_each() {
+        let full = NormalizeConfig::default();
+        for v in Variant::ALL {
+            assert_eq!(v.name().parse::<Variant>().unwrap(), v);
+            let c = v.config();
+            let changed = [
+                c.fps != full.fps,
+                c.vertical != full.vertical,
+                c.body_size != full.body_size,
+                c.heading != full.heading,
+            ]
+            .iter()
+            .filter(|&&x| x)
+            .count();
+            let want = match v {
+                Variant::Full => 0,
+                Variant::None => 4,
+                _ => 1,
+            };
+            assert_eq!(changed, want, "{v:?}");
+        }
+        assert!("no-hands".parse::<Variant>().is_err());
+        assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 1.0));
+    }
 }

@@ -1,7 +1,8 @@
 //! The folder layout for bringing your own data, and folders of BVH files.
 //!
 //! ```text
-//! ROOT/skeleton.json            optional: {"names": [...], "parents": [null, 0, ...], "root": 0}
+//! ROOT/skeleton.json            optional: {"names": [...], "parents": [null, 0, ...], "root": 0,
+//!                                          "layout": "kinect-v2"}
 //! ROOT/<category>/<clip>.npy    [frames, joints, 3], f32 or f64
 //! ROOT/<category>/<clip>.bvh    any BVH hierarchy (forward kinematics)
 //! ```
@@ -42,6 +43,10 @@ pub struct SkeletonFile {
     /// Index of the root joint for normalisation; absent: detected (BVH) or 0.
     #[serde(default)]
     pub root: Option<usize>,
+    /// The joint layout, for mapping onto the canonical body (`"kinect-v2"`, `"smpl"`, ...;
+    /// [`crate::Layout`]); absent: none named.
+    #[serde(default)]
+    pub layout: Option<crate::layout::Layout>,
 }
 
 impl SkeletonFile {

@@ -138,7 +138,15 @@ impl EncoderModel {
                         t.dims()
                     )));
                 }
-                let t = t.to_dtype(DType::F32)?.to_device(device)?;
+                let t = t.to_dtype(DType::F32)?;
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(bad(format!(
+                        "tensor {name} holds a non-finite value ({}) at flat index {i}",
+                        values[i]
+                    )));
+                }
+                let t = t.to_device(device)?;
                 data.insert(name, Var::from_tensor(&t)?);
             }
         }
@@ -198,10 +206,13 @@ impl EncoderModel {
         })?;
         let config: EncoderConfig =
             serde_json::from_str(&text).map_err(|source| GcnError::Json {
-                path: cfg_path,
+                path: cfg_path.clone(),
                 source,
             })?;
-        let config = config.check()?;
+        let config = config.check().map_err(|e| GcnError::InvalidFile {
+            path: cfg_path.clone(),
+            message: e.to_string(),
+        })?;
         let path = dir.join(WEIGHTS_FILE);
         if !path.exists() {
             return Err(GcnError::Io {

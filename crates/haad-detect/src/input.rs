@@ -48,6 +48,8 @@ impl InputSpec {
         if self.joints == 0 {
             return Err(DetectError::Config("joints must be at least 1".into()));
         }
+        haad_motion::limits::check("joints", self.joints, haad_motion::limits::MAX_JOINTS)
+            .map_err(DetectError::Config)?;
         if self.root >= self.joints {
             return Err(DetectError::Config(format!(
                 "root joint {} out of range for {} joints",

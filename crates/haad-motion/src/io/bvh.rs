@@ -361,7 +361,7 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
     }
     // Forward kinematics writes frames x joints x 3 positions: bound them too (joints
     // without channels cost no bytes in a frame line).
-    let positions = frames.checked_mul(joints.len() * 3).unwrap_or(usize::MAX);
+    let positions = frames.saturating_mul(joints.len() * 3);
     check("frames x joints x 3 =", positions, MAX_VALUES)
         .map_err(|m| parse_error(path, motion_line + 2, m))?;
     Ok(Bvh {

@@ -331,6 +331,19 @@ fn generator_files_are_checked_on_load() {
         err.contains("model.safetensors") && err.contains("config.json"),
         "{err}"
     );
+    // An unknown field, in the config and in its schedule.
+    for extra in [
+        json.replace("\"d_model\": 8", "\"d_model\": 8, \"d_modle\": 8"),
+        json.replace("\"kind\": \"cosine\"", "\"kind\": \"cosine\", \"t\": 3"),
+    ] {
+        assert_ne!(extra, json);
+        std::fs::write(dir.join("config.json"), extra).unwrap();
+        let err = load_err(&dir);
+        assert!(
+            err.contains("config.json") && err.contains("unknown field"),
+            "{err}"
+        );
+    }
     let huge = json.replace("\"d_model\": 8", "\"d_model\": 100000000");
     std::fs::write(dir.join("config.json"), huge).unwrap();
     let err = load_err(&dir);

@@ -128,6 +128,7 @@ pub struct Skeleton {
 
 /// The serialised fields of a [`Skeleton`], checked by `Skeleton::new` when deserialising.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SkeletonParts {
     names: Vec<String>,
     parents: Vec<Option<usize>>,

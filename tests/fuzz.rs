@@ -657,7 +657,17 @@ fn run(cases: u64, seed: u64) -> Vec<(&'static str, Tally)> {
     let seeds = Seeds::new();
     let root = std::env::temp_dir().join(format!("haad-fuzz-{}-{seed}", std::process::id()));
     let mut out = Vec::new();
+    // `HAAD_FUZZ_FORMATS=bvh,npy` runs only those (to resume a long run format by format).
+    let only: Option<Vec<String>> = std::env::var("HAAD_FUZZ_FORMATS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     for (fi, format) in FORMATS.iter().enumerate() {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == format.name))
+        {
+            continue;
+        }
         let wall = Instant::now();
         let dir = root.join(format.name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -709,12 +719,33 @@ fn run(cases: u64, seed: u64) -> Vec<(&'static str, Tally)> {
                 }
             }
             std::fs::write(&targets[t], &originals[t]).unwrap();
+            if (case + 1) % 1000 == 0 {
+                eprintln!(
+                    "fuzz {}: {} / {cases} cases, {} panics, {:.0} s",
+                    format.name,
+                    case + 1,
+                    tally.panics.len(),
+                    wall.elapsed().as_secs_f64()
+                );
+            }
         }
         tally.wall = wall.elapsed();
+        eprintln!("fuzz done: {}", summary(format.name, &tally));
         out.push((format.name, tally));
     }
     let _ = std::fs::remove_dir_all(&root);
     out
+}
+
+/// One format's counts as JSON.
+fn summary(name: &str, t: &Tally) -> serde_json::Value {
+    serde_json::json!({
+        "format": name, "cases": t.cases, "loaded": t.loaded, "errors": t.errors,
+        "panics": t.panics.len(), "largest_allocation_bytes": t.largest_alloc,
+        "slowest_case_seconds": t.slowest.as_secs_f64(),
+        "total_seconds": t.total.as_secs_f64(), "wall_seconds": t.wall.as_secs_f64(),
+        "mutations": t.mutations,
+    })
 }
 
 /// Prints the table and JSON of a run and fails on any panic.
@@ -745,12 +776,7 @@ fn report(tallies: &[(&'static str, Tally)]) {
             t.total.as_secs_f64(),
             t.wall.as_secs_f64()
         );
-        json.push(serde_json::json!({
-            "format": name, "cases": t.cases, "loaded": t.loaded, "errors": t.errors,
-            "panics": t.panics.len(), "largest_allocation_bytes": t.largest_alloc,
-            "slowest_case_seconds": t.slowest.as_secs_f64(),
-            "total_seconds": t.total.as_secs_f64(), "mutations": t.mutations,
-        }));
+        json.push(summary(name, t));
     }
     println!("{}", serde_json::Value::Array(json));
     let panics: Vec<String> = tallies
@@ -758,6 +784,27 @@ fn report(tallies: &[(&'static str, Tally)]) {
         .flat_map(|(n, t)| t.panics.iter().map(move |p| format!("{n}: {p}")))
         .collect();
     assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
+}
+
+#[test]
+fn seeds_load_without_the_shared_data() {
+    // What the harness falls back on where `../shared/data` is missing: the repository's own
+    // data/ and models/ folders. Every seed must load unmutated.
+    let mut seeds = Seeds::new();
+    seeds.shared = None;
+    let root = std::env::temp_dir().join(format!("haad-fuzz-seeds-{}", std::process::id()));
+    for format in FORMATS {
+        let dir = root.join(format.name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        (format.seed)(&seeds, &dir);
+        assert!(
+            (format.load)(&dir),
+            "{}: fallback seed does not load",
+            format.name
+        );
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]

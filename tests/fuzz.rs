@@ -651,11 +651,22 @@ struct Tally {
     mutations: BTreeMap<&'static str, u64>,
 }
 
+/// Where case files are written: every case rewrites a file of up to 4 MB twice, so a RAM
+/// file system (`/dev/shm`) is used where there is one and `TMPDIR` does not say otherwise.
+fn scratch() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Runs `cases` cases of every format from `seed`; returns the tallies by format.
 fn run(cases: u64, seed: u64) -> Vec<(&'static str, Tally)> {
     start_watchdog();
     let seeds = Seeds::new();
-    let root = std::env::temp_dir().join(format!("haad-fuzz-{}-{seed}", std::process::id()));
+    let root = scratch().join(format!("haad-fuzz-{}-{seed}", std::process::id()));
     let mut out = Vec::new();
     // `HAAD_FUZZ_FORMATS=bvh,npy` runs only those (to resume a long run format by format).
     let only: Option<Vec<String>> = std::env::var("HAAD_FUZZ_FORMATS")

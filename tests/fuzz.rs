@@ -1,7 +1,8 @@
 //! Fuzz harness: seeded mutations of real files of every format, fed to the public loaders
 //! in-process (see `docs/reliability.md`).
 //!
-//! A case is a failure when the loader panics (caught with `catch_unwind`), asks for one
+//! A case is a failure when the loader panics (caught with `catch_unwind`; a loaded encoder or
+//! detector that gives a non-finite embedding or score for a probe clip counts as one), asks for one
 //! allocation above [`ALLOC_LIMIT`] (a counting global allocator refuses it; the process then
 //! aborts after naming the case), or runs longer than [`HANG_LIMIT`] (a watchdog thread names
 //! the case and aborts). An error is a correct answer to a broken file.
@@ -172,7 +173,16 @@ const FORMATS: &[Format] = &[
     Format {
         name: "encoder",
         seed: seed_encoder,
-        load: |d| EncoderModel::load(d, &Device::Cpu).is_ok(),
+        load: |d| {
+            EncoderModel::load(d, &Device::Cpu)
+                .map(|m| {
+                    let clip = probe(m.config.frames, m.config.joints);
+                    if let Ok(e) = m.embed(&[clip]) {
+                        assert!(e.iter().all(|v| v.is_finite()), "non-finite embedding");
+                    }
+                })
+                .is_ok()
+        },
     },
     Format {
         name: "generator",
@@ -182,9 +192,26 @@ const FORMATS: &[Format] = &[
     Format {
         name: "detector",
         seed: seed_detector,
-        load: |d| Detector::load(d).is_ok(),
+        load: |d| {
+            Detector::load(d)
+                .map(|det| {
+                    if let Ok(score) = det.score(&probe(75, det.input().joints)) {
+                        assert!(score.is_finite(), "non-finite score {score}");
+                    }
+                })
+                .is_ok()
+        },
     },
 ];
+
+/// A smooth clip of `frames x joints` (a wave), to use what a model file loaded into: a loaded
+/// model must give finite embeddings and scores, or an error.
+fn probe(frames: usize, joints: usize) -> haad::motion::Motion {
+    let a = ndarray::Array3::from_shape_fn((frames.max(1), joints.max(1), 3), |(t, j, c)| {
+        (t as f32 * 0.1 + j as f32).sin() * 10.0 + c as f32
+    });
+    haad::motion::Motion::new(a, Some(30.0)).expect("a valid shape")
+}
 
 /// Real inputs: from `../shared/data` when present, else from the repository's `data/` and
 /// `models/` folders alone.

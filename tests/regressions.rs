@@ -275,6 +275,16 @@ fn encoder_files_are_checked_on_load() {
         "{err}"
     );
     std::fs::write(dir.join("encoder.json"), &json).unwrap();
+    // A finite weight so large that the output overflows the embedding limit: loads (weights
+    // of trained models vary too much in scale for a bound), but embedding is an error, not a
+    // silent score of inf.
+    let clean = std::fs::read(dir.join("encoder.safetensors")).unwrap();
+    poison(&dir.join("encoder.safetensors"), "gc7.bias", 3e38);
+    let model = EncoderModel::load(&dir, &dev).unwrap();
+    let clip = Motion::new(Array3::from_elem((12, 3, 3), 0.5), None).unwrap();
+    let err = model.embed(&[clip]).unwrap_err().to_string();
+    assert!(err.contains("non-finite output"), "{err}");
+    std::fs::write(dir.join("encoder.safetensors"), clean).unwrap();
     // An infinite weight.
     poison(
         &dir.join("encoder.safetensors"),

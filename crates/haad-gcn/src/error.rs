@@ -40,6 +40,9 @@ pub enum GcnError {
         /// What is wrong in it.
         message: String,
     },
+    /// The encoder's output is not finite or beyond the embedding limit.
+    #[error("non-finite output: {0}")]
+    NonFinite(String),
     /// A file could not be read, written or created.
     #[error("{path}: {source}")]
     Io {

@@ -1,8 +1,9 @@
 //! Fuzz harness: seeded mutations of real files of every format, fed to the public loaders
 //! in-process (see `docs/reliability.md`).
 //!
-//! A case is a failure when the loader panics (caught with `catch_unwind`; a loaded encoder or
-//! detector that gives a non-finite embedding or score for a probe clip counts as one), asks for one
+//! A case is a failure when the loader panics (caught with `catch_unwind`; a loaded dataset
+//! whose clips do not prepare into finite DCT coefficients, or a loaded encoder or detector
+//! that gives a non-finite embedding or score for a probe clip, counts as one), asks for one
 //! allocation above [`ALLOC_LIMIT`] (a counting global allocator refuses it; the process then
 //! aborts after naming the case), or runs longer than [`HANG_LIMIT`] (a watchdog thread names
 //! the case and aborts). An error is a correct answer to a broken file.
@@ -143,32 +144,32 @@ const FORMATS: &[Format] = &[
     Format {
         name: "msr",
         seed: seed_msr,
-        load: |d| load(DataFormat::Msr, d).is_ok(),
+        load: |d| dataset(load(DataFormat::Msr, d)),
     },
     Format {
         name: "bvh",
         seed: seed_bvh,
-        load: |d| load(DataFormat::Bvh, d.join("clip.bvh")).is_ok(),
+        load: |d| dataset(load(DataFormat::Bvh, d.join("clip.bvh"))),
     },
     Format {
         name: "bandai_labels",
         seed: seed_bandai,
-        load: |d| load(DataFormat::Bandai, d).is_ok(),
+        load: |d| dataset(load(DataFormat::Bandai, d)),
     },
     Format {
         name: "npy",
         seed: seed_npy,
-        load: |d| load(DataFormat::Folder, d).is_ok(),
+        load: |d| dataset(load(DataFormat::Folder, d)),
     },
     Format {
         name: "skeleton_json",
         seed: seed_skeleton_json,
-        load: |d| load(DataFormat::Folder, d).is_ok(),
+        load: |d| dataset(load(DataFormat::Folder, d)),
     },
     Format {
         name: "native",
         seed: seed_native,
-        load: |d| load(DataFormat::Native, d.join("data.safetensors")).is_ok(),
+        load: |d| dataset(load(DataFormat::Native, d.join("data.safetensors"))),
     },
     Format {
         name: "encoder",
@@ -203,6 +204,24 @@ const FORMATS: &[Format] = &[
         },
     },
 ];
+
+/// Whether a dataset loaded; a loaded one must prepare into finite DCT coefficients (the
+/// method's input) for every clip, or the case fails.
+fn dataset(result: haad::motion::Result<Dataset>) -> bool {
+    let Ok(ds) = result else { return false };
+    let basis = haad::motion::dct::DctBasis::new(60, 10).expect("a valid basis");
+    for clip in ds.clips() {
+        let prepared = haad::motion::preprocess::prepare(&clip.motion, 60, ds.skeleton().root())
+            .expect("a loaded clip prepares");
+        let coeffs = basis.forward(&prepared).expect("60 frames");
+        assert!(
+            coeffs.iter().all(|v| v.is_finite()),
+            "non-finite DCT of {}",
+            clip.source.display()
+        );
+    }
+    true
+}
 
 /// A smooth clip of `frames x joints` (a wave), to use what a model file loaded into: a loaded
 /// model must give finite embeddings and scores, or an error.

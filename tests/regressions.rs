@@ -55,6 +55,23 @@ fn bvh_control_file_loads() {
 }
 
 #[test]
+fn bvh_clip_with_a_huge_finite_coordinate_is_skipped() {
+    // 3e38 is finite in f32, but its root-relative difference and DCT are not: found by the
+    // fuzz harness's dataset probe.
+    let dir = temp("bvh-huge-coordinate");
+    let text = BVH.replace("1 0 0\n", "3e38 0 0\n");
+    let ds = load_bvh_text(&dir, "h.bvh", &text).unwrap();
+    assert!(ds.clips().is_empty());
+    assert_eq!(ds.skipped().len(), 1);
+    assert!(
+        ds.skipped()[0].reason.contains("MAX_COORDINATE_ABS"),
+        "{}",
+        ds.skipped()[0].reason
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bvh_huge_channel_count_is_an_error_naming_the_line() {
     let dir = temp("bvh-channels");
     for n in ["18446744073709551615", "100000"] {

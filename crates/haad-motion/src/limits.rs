@@ -41,6 +41,12 @@ pub const MAX_DIFFUSION_STEPS: usize = 1_000_000;
 /// Seeds (support draws) of one evaluation.
 pub const MAX_SEEDS: usize = 100_000;
 
+/// Largest magnitude of a coordinate in a loaded clip: 1e15 is no recording in any unit (1e9 km
+/// in millimetres), and below it root-relative differences and DCT sums over
+/// [`MAX_CLIP_FRAMES`] frames stay finite in f32. Loaders skip a clip beyond it, as they skip
+/// non-finite ones.
+pub const MAX_COORDINATE_ABS: f32 = 1.0e15;
+
 /// Largest magnitude of a stored embedding value. Scores are squared distances summed in f32
 /// over at most [`MAX_WIDTH`] x [`MAX_JOINTS`] dimensions; with every value within 1e12 they
 /// stay finite (`4e24 x 1.7e8 < 3.4e38`), and no real embedding comes near it.

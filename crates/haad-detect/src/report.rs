@@ -231,6 +231,8 @@ mod tests {
                         std: 0.01,
                         seen: i != 0,
                         per_seed: vec![m - 0.01, m + 0.01],
+                        ap: m,
+                        eer: 1.0 - m,
                     },
                 )
             })

@@ -194,8 +194,9 @@ impl Detector {
         let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)?;
         let mut detector = Detector::new(embedder, config.input, config.scoring, support)?;
         if let Some(c) = &config.calibration {
-            if !c.threshold.is_finite()
-                || !(c.target_false_alarm > 0.0 && c.target_false_alarm < 1.0)
+            if !(c.threshold.is_finite()
+                && c.target_false_alarm > 0.0
+                && c.target_false_alarm < 1.0)
             {
                 return Err(saved(
                     &path,

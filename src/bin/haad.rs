@@ -1,0 +1,599 @@
+//! `haad`: few-shot action anomaly detection from the command line.
+//!
+//! ```text
+//! haad fit    --normal FILE... [--calibrate FILE... | --false-alarm 0.05] --out DETECTOR
+//! haad score  --detector DETECTOR FILE... [--json | --csv]
+//! haad stream --detector DETECTOR [--input FILE|-] [--stride N] [--plot scores.svg]
+//! ```
+//!
+//! Errors are one line naming the file and the reason; a closed output pipe ends quietly.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use haad::deploy::clips::{load_clips, NamedClip, Selection};
+use haad::deploy::{build_recording, frames, svg, RecordingConfig, Segment};
+use haad::detect::{
+    min_calibration_scores, Augmentation, Detector, Embedder, InputSpec, Scoring, StreamScorer,
+    Window, WindowOutcome,
+};
+use haad::motion::augment::{Axis3, RotateJitterAugmenter};
+use haad::motion::split::{Split, DEFAULT_TRAIN_FRACTION};
+use haad::motion::{Dataset, Motion};
+use haad::{HaadError, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "haad",
+    version,
+    about = "Few-shot human action anomaly detection: fit a detector on a few normal clips, \
+             score clips, score a live stream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fit a detector on a few normal clips and set its decision threshold.
+    Fit(FitArgs),
+    /// Score clips: a score and a decision per clip.
+    Score(ScoreArgs),
+    /// Score a stream of frames (a file or standard input), one line per window.
+    Stream(StreamArgs),
+}
+
+#[derive(Args)]
+struct Select {
+    /// Only clips of this category (folders and .safetensors datasets).
+    #[arg(long)]
+    category: Option<String>,
+    /// Skip this many clips of each multi-clip file (after --category).
+    #[arg(long, default_value_t = 0)]
+    skip: usize,
+    /// Keep at most this many clips of each multi-clip file.
+    #[arg(long)]
+    take: Option<usize>,
+}
+
+impl Select {
+    fn selection(&self) -> Selection {
+        Selection {
+            category: self.category.clone(),
+            skip: self.skip,
+            take: self.take,
+        }
+    }
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Normal clips (the support set): files in any loadable format or folders.
+    #[arg(long, num_args = 1.., required = true)]
+    normal: Vec<PathBuf>,
+    #[command(flatten)]
+    select: Select,
+    /// The encoder: a folder saved by EncoderModel::save, or `raw-dct` for the baseline.
+    /// Default: the built-in Bandai-Namco encoder (22 joints).
+    #[arg(long)]
+    encoder: Option<String>,
+    /// Root joint for files without a skeleton (.npy, .csv); others use their skeleton's.
+    #[arg(long)]
+    root: Option<usize>,
+    /// Other normal clips to set the threshold with (all clips of --category in them).
+    /// Without them the threshold comes from the support clips alone (leave-one-out).
+    #[arg(long, num_args = 1..)]
+    calibrate: Vec<PathBuf>,
+    /// Target false-alarm rate; with n normal scores the smallest reachable rate is
+    /// 1/(n+1), so 0.05 needs at least 19.
+    #[arg(long, default_value_t = 0.05)]
+    false_alarm: f64,
+    /// Leave-one-out only: rotated + jittered variants per support clip (3 clips x (1 + 10)
+    /// = 33 scores).
+    #[arg(long, default_value_t = 10)]
+    variants: usize,
+    /// Vertical axis of the data, for the variants' rotation.
+    #[arg(long, value_enum, default_value_t = Up::Y)]
+    up: Up,
+    /// Seed of the variants.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Do not set a threshold (scores only).
+    #[arg(long, conflicts_with = "calibrate")]
+    no_threshold: bool,
+    /// Output folder of the detector.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Up {
+    X,
+    Y,
+    Z,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args)]
+struct Output {
+    /// Write JSON (score: one array; stream: one object per line).
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Write CSV with a header line.
+    #[arg(long)]
+    csv: bool,
+}
+
+impl Output {
+    fn format(&self) -> Format {
+        match (self.json, self.csv) {
+            (true, _) => Format::Json,
+            (_, true) => Format::Csv,
+            _ => Format::Table,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ScoreArgs {
+    /// The detector folder written by `haad fit`.
+    #[arg(long)]
+    detector: PathBuf,
+    /// Clips to score: files in any loadable format or folders.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    select: Select,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// The detector folder written by `haad fit`.
+    #[arg(long)]
+    detector: PathBuf,
+    /// Frames, one a line (CSV `x,y,z` per joint or a JSON array of [x, y, z]); `-` is
+    /// standard input. Any other loadable file (.bvh, .npy, ...) is read whole and streamed.
+    #[arg(long, default_value = "-", conflicts_with = "build_from")]
+    input: String,
+    /// Instead of --input: build an evaluation recording from the test clips of this dataset
+    /// (8 clips, each of --normal-category with probability 3/4).
+    #[arg(long, requires = "normal_category")]
+    build_from: Option<PathBuf>,
+    /// The normal category of the built recording.
+    #[arg(long)]
+    normal_category: Option<String>,
+    /// Seed of the built recording.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Frames between window starts.
+    #[arg(long, default_value_t = 1)]
+    stride: usize,
+    /// Draw the scores over time with the threshold (and the built recording's clips) as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fit(a) => fit(a),
+        Command::Score(a) => score(a),
+        Command::Stream(a) => stream(a),
+    };
+    match result {
+        Ok(()) => {}
+        Err(e) if is_broken_pipe(&e) => {}
+        Err(e) => {
+            eprintln!("haad: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn is_broken_pipe(e: &HaadError) -> bool {
+    matches!(e, HaadError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn stdout_err(source: std::io::Error) -> HaadError {
+    HaadError::Io {
+        path: PathBuf::from("standard output"),
+        source,
+    }
+}
+
+fn embedder(arg: Option<&str>) -> Result<Embedder> {
+    match arg {
+        None => Ok(Embedder::encoder(haad::defaults::default_encoder(
+            &Device::Cpu,
+        )?)),
+        Some("raw-dct") => Ok(Embedder::raw_dct()),
+        Some(dir) => Ok(Embedder::encoder(haad::gcn::EncoderModel::load(
+            Path::new(dir),
+            &Device::Cpu,
+        )?)),
+    }
+}
+
+/// Checks every clip against `input`, naming the clip's file on failure.
+fn check_clips(clips: &[NamedClip], input: &InputSpec) -> Result<Vec<Motion>> {
+    clips
+        .iter()
+        .map(|c| {
+            input
+                .check_clip(&c.motion)
+                .map(|_| c.motion.clone())
+                .map_err(|e| HaadError::InvalidArgument(format!("{}: {e}", c.name)))
+        })
+        .collect()
+}
+
+/// The median over clips of the RMS distance of the joints from the root at frame 0.
+fn body_scale(clips: &[Motion], root: usize) -> f32 {
+    let mut sizes: Vec<f32> = clips
+        .iter()
+        .map(|m| {
+            let f = m.frame(0);
+            let r = f.row(root);
+            let sq: f32 = f
+                .rows()
+                .into_iter()
+                .map(|p| (&p - &r).mapv(|v| v * v).sum())
+                .sum();
+            (sq / f.nrows() as f32).sqrt()
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    sizes.sort_by(f32::total_cmp);
+    sizes.get(sizes.len() / 2).copied().unwrap_or(1.0)
+}
+
+fn fit(a: FitArgs) -> Result<()> {
+    let (clips, skeleton) = load_clips(&a.normal, &a.select.selection())?;
+    let embedder = embedder(a.encoder.as_deref())?;
+    let joints = clips[0].motion.joints();
+    if let Some(j) = haad::detect::Embedding::joints(&embedder) {
+        if j != joints {
+            return Err(HaadError::InvalidArgument(format!(
+                "{}: clips of {joints} joints, the encoder takes {j} (give --encoder for \
+                 another skeleton)",
+                clips[0].name
+            )));
+        }
+    }
+    let root = a.root.or(skeleton.as_ref().map(|s| s.root())).unwrap_or(0);
+    let input = InputSpec {
+        joints,
+        root,
+        min_frames: 1,
+    };
+    input.check()?;
+    let motions = check_clips(&clips, &input)?;
+    let mut detector = Detector::fit(
+        embedder,
+        input.clone(),
+        Scoring::MeanDistance,
+        &motions,
+        None,
+    )?;
+    let need = min_calibration_scores(a.false_alarm)?;
+    if !a.calibrate.is_empty() {
+        let select = Selection {
+            category: a.select.category.clone(),
+            ..Selection::default()
+        };
+        let (cal, _) = load_clips(&a.calibrate, &select)?;
+        let cal = check_clips(&cal, &input)?;
+        if cal.len() < need {
+            return Err(HaadError::InvalidArgument(format!(
+                "--calibrate: a false-alarm target of {} needs at least {need} normal clips, \
+                 got {}",
+                a.false_alarm,
+                cal.len()
+            )));
+        }
+        detector.calibrate(&cal, a.false_alarm)?;
+    } else if !a.no_threshold {
+        let n = motions.len() * (1 + a.variants);
+        if motions.len() < 2 || n < need {
+            return Err(HaadError::InvalidArgument(format!(
+                "leave-one-out calibration of {} clips with {} variants each gives {n} normal \
+                 scores; a false-alarm target of {} needs at least {need}: raise --variants, \
+                 give --calibrate clips, or pass --no-threshold",
+                motions.len(),
+                a.variants,
+                a.false_alarm
+            )));
+        }
+        let up = match a.up {
+            Up::X => Axis3::X,
+            Up::Y => Axis3::Y,
+            Up::Z => Axis3::Z,
+        };
+        let aug = RotateJitterAugmenter {
+            up,
+            max_angle: std::f32::consts::FRAC_PI_6,
+            jitter_std: 0.02 * body_scale(&motions, root),
+            root,
+        };
+        let extra = (a.variants > 0).then_some((
+            motions.as_slice(),
+            Augmentation {
+                augmenter: &aug,
+                per_clip: a.variants,
+                seed: a.seed,
+            },
+        ));
+        detector.calibrate_leave_one_out(extra, a.false_alarm)?;
+    }
+    detector.save(&a.out)?;
+    let mut out = std::io::stdout().lock();
+    let mut say = |s: String| writeln!(out, "{s}").map_err(stdout_err);
+    say(format!(
+        "fitted a {} detector on {} clips of {joints} joints (root {root}) into {}",
+        detector.embedder().name(),
+        motions.len(),
+        a.out.display()
+    ))?;
+    match detector.calibration() {
+        Some(c) => say(format!(
+            "threshold {:.4} for {:.1} % false alarms from {} normal scores ({:?})",
+            c.threshold,
+            100.0 * c.target_false_alarm,
+            c.scores,
+            c.source
+        ))?,
+        None => say("no threshold: scores only".into())?,
+    }
+    Ok(())
+}
+
+fn decision(d: &Detector, score: f32) -> Option<bool> {
+    d.calibration().map(|c| c.is_anomalous(score))
+}
+
+fn score(a: ScoreArgs) -> Result<()> {
+    let detector = Detector::load(&a.detector)?;
+    let (clips, _) = load_clips(&a.files, &a.select.selection())?;
+    let rows: Vec<serde_json::Value> = clips
+        .iter()
+        .map(|c| match detector.score(&c.motion) {
+            Ok(s) => serde_json::json!({
+                "clip": c.name, "category": c.category, "frames": c.motion.frames(),
+                "score": s, "anomalous": decision(&detector, s),
+            }),
+            Err(e) => serde_json::json!({
+                "clip": c.name, "category": c.category, "frames": c.motion.frames(),
+                "error": e.to_string(),
+            }),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    match a.output.format() {
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&rows).expect("JSON values serialise");
+            writeln!(out, "{text}").map_err(stdout_err)?;
+        }
+        Format::Csv => {
+            writeln!(out, "clip,category,frames,score,anomalous,error").map_err(stdout_err)?;
+            for r in &rows {
+                let f = |k: &str| match &r[k] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => csv_field(s),
+                    v => v.to_string(),
+                };
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{}",
+                    f("clip"),
+                    f("category"),
+                    f("frames"),
+                    f("score"),
+                    f("anomalous"),
+                    f("error")
+                )
+                .map_err(stdout_err)?;
+            }
+        }
+        Format::Table => {
+            let w = clips.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
+            writeln!(
+                out,
+                "{:<w$}  {:>6}  {:>10}  decision",
+                "clip", "frames", "score"
+            )
+            .map_err(stdout_err)?;
+            for r in &rows {
+                let name = r["clip"].as_str().unwrap_or("");
+                let frames = r["frames"].as_u64().unwrap_or(0);
+                let line = match r["score"].as_f64() {
+                    Some(s) => format!(
+                        "{name:<w$}  {frames:>6}  {s:>10.4}  {}",
+                        match r["anomalous"].as_bool() {
+                            Some(true) => "ANOMALY",
+                            Some(false) => "normal",
+                            None => "-",
+                        }
+                    ),
+                    None => format!(
+                        "{name:<w$}  {frames:>6}  {:>10}  error: {}",
+                        "-",
+                        r["error"].as_str().unwrap_or("")
+                    ),
+                };
+                writeln!(out, "{line}").map_err(stdout_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes one window line in the chosen format.
+fn window_line(out: &mut impl Write, d: &Detector, w: &Window, format: Format) -> Result<()> {
+    let (score, reason) = match w.outcome {
+        WindowOutcome::Score(s) => (Some(s), None),
+        WindowOutcome::Unscored(u) => (None, Some(u.to_string())),
+    };
+    let anomalous = score.and_then(|s| decision(d, s));
+    let line = match format {
+        Format::Json => serde_json::json!({
+            "start": w.start, "end": w.end, "score": score, "anomalous": anomalous,
+            "reason": reason,
+        })
+        .to_string(),
+        Format::Csv => format!(
+            "{},{},{},{},{}",
+            w.start,
+            w.end,
+            score.map(|s| s.to_string()).unwrap_or_default(),
+            anomalous.map(|a| a.to_string()).unwrap_or_default(),
+            reason.map(|r| csv_field(&r)).unwrap_or_default()
+        ),
+        Format::Table => match (score, reason) {
+            (Some(s), _) => format!(
+                "frames {:>6}-{:<6}  score {s:>9.4}  {}",
+                w.start,
+                w.end - 1,
+                match anomalous {
+                    Some(true) => "ANOMALY",
+                    Some(false) => "normal",
+                    None => "-",
+                }
+            ),
+            (None, r) => format!(
+                "frames {:>6}-{:<6}  unscored: {}",
+                w.start,
+                w.end.saturating_sub(1),
+                r.unwrap_or_default()
+            ),
+        },
+    };
+    writeln!(out, "{line}").map_err(stdout_err)?;
+    out.flush().map_err(stdout_err)
+}
+
+fn stream(a: StreamArgs) -> Result<()> {
+    let detector = Detector::load(&a.detector)?;
+    let joints = detector.input().joints;
+    let format = a.output.format();
+    let mut scorer = StreamScorer::new(&detector, a.stride, None)?;
+    let mut out = std::io::stdout().lock();
+    if format == Format::Csv {
+        writeln!(out, "start,end,score,anomalous,reason").map_err(stdout_err)?;
+    }
+    let mut points: Vec<(usize, Option<f32>)> = Vec::new();
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut emit = |w: Window, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+        points.push((w.end - 1, w.outcome.score()));
+        window_line(out, &detector, &w, format)
+    };
+    let title;
+    if let Some(path) = &a.build_from {
+        let ds = Dataset::load(path)?;
+        let name = a.normal_category.as_deref().unwrap_or_default();
+        let c = ds.category_index(name)?;
+        let split = Split::new(&ds, DEFAULT_TRAIN_FRACTION, &[])?;
+        let rec = build_recording(&ds, &split, c, &RecordingConfig::default(), a.seed)?;
+        segments = rec.segments.clone();
+        title = format!(
+            "{}: recording of test clips, normal = {name}",
+            path.display()
+        );
+        stream_motion(&mut scorer, &rec.motion, &mut out, &mut emit)?;
+    } else if a.input == "-" || is_frame_file(&a.input) {
+        title = a.input.clone();
+        let reader: Box<dyn BufRead> = if a.input == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let file = std::fs::File::open(&a.input).map_err(|source| HaadError::Io {
+                path: PathBuf::from(&a.input),
+                source,
+            })?;
+            Box::new(std::io::BufReader::new(file))
+        };
+        let source = if a.input == "-" {
+            "standard input"
+        } else {
+            &a.input
+        };
+        frames::read_frames(reader, source, Some(joints), |line, values| {
+            let w = scorer
+                .push_values(values)
+                .map_err(|e| HaadError::InvalidArgument(format!("{source}, line {line}: {e}")))?;
+            match w {
+                Some(w) => emit(w, &mut out),
+                None => Ok(()),
+            }
+        })?;
+    } else {
+        title = a.input.clone();
+        let (clips, _) = load_clips(&[PathBuf::from(&a.input)], &Selection::default())?;
+        for c in &clips {
+            stream_motion(&mut scorer, &c.motion, &mut out, &mut emit)?;
+        }
+    }
+    let seen = scorer.frames_seen();
+    let t = scorer.window_frames();
+    if seen < t {
+        let w = Window {
+            start: 0,
+            end: seen,
+            outcome: WindowOutcome::Unscored(haad::detect::Unscored::TooShort {
+                frames: seen,
+                needed: t,
+            }),
+        };
+        window_line(&mut out, &detector, &w, format)?;
+    }
+    if let Some(path) = &a.plot {
+        let threshold = detector.calibration().map(|c| c.threshold);
+        let text = svg::score_plot(&title, &points, seen, threshold, &segments);
+        svg::write_score_plot(path, &text)?;
+    }
+    Ok(())
+}
+
+fn is_frame_file(path: &str) -> bool {
+    let p = Path::new(path);
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("csv" | "jsonl" | "json")
+    )
+}
+
+fn stream_motion<'o>(
+    scorer: &mut StreamScorer<'_>,
+    motion: &Motion,
+    out: &mut std::io::StdoutLock<'o>,
+    emit: &mut impl FnMut(Window, &mut std::io::StdoutLock<'o>) -> Result<()>,
+) -> Result<()> {
+    for frame in motion.data().outer_iter() {
+        if let Some(w) = scorer.push(frame)? {
+            emit(w, out)?;
+        }
+    }
+    Ok(())
+}

@@ -342,7 +342,7 @@ fn fit(a: FitArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut say = |s: String| writeln!(out, "{s}").map_err(stdout_err);
     say(format!(
-        "fitted a {} detector on {} clips of {joints} joints (root {root}) into {}",
+        "fitted a detector ({}) on {} clips of {joints} joints (root {root}) into {}",
         detector.embedder().name(),
         motions.len(),
         a.out.display()

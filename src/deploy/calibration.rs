@@ -284,3 +284,39 @@ pub fn calibration_experiment(
         config: config.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchangeable_normals_keep_the_promise() {
+        // Independent clips: calibration and test normals are alike, so 19 real clips hold
+        // about 5 % false alarms and 1 clip (the max of one score) about 50 %.
+        let ds = super::super::test_dataset(3, 60, 0.3);
+        let split = Split::new(&ds, 0.8, &[]).unwrap();
+        let extra = |clips| CalibrationSetup::ExtraClips { clips, variants: 0 };
+        let cfg = CalibrationExperimentConfig {
+            seeds: 6,
+            setups: vec![
+                extra(19),
+                extra(1),
+                CalibrationSetup::LeaveOneOut { variants: 6 },
+            ],
+            ..Default::default()
+        };
+        let r = calibration_experiment(&ds, &split, &Embedder::raw_dct(), &cfg, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(r.needed_scores, 19);
+        let (a19, a1, loo) = (&r.rows[0], &r.rows[1], &r.rows[2]);
+        assert!(a19.reachable && !a1.reachable && loo.reachable);
+        for (row, n) in [(a19, 19.0), (a1, 1.0), (loo, 21.0)] {
+            assert!((row.scores - n).abs() < 1e-9, "{row:?}");
+        }
+        assert!(a19.false_alarm < 0.12, "{a19:?}");
+        assert!((a1.false_alarm - 0.5).abs() < 0.2, "{a1:?}");
+        // A lower threshold flags more: one clip's max flags more than the 19-clip rank.
+        assert!(a1.false_alarm >= a19.false_alarm && a1.detection >= a19.detection);
+        assert!(a19.detection > 0.5, "{a19:?}");
+    }
+}

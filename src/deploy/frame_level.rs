@@ -152,3 +152,75 @@ pub fn frame_level(
         config: config.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haad_motion::preprocess::window;
+
+    #[test]
+    fn matches_a_brute_force_frame_auc() {
+        let ds = super::super::test_dataset(3, 10, 0.05);
+        let split = Split::new(&ds, 0.5, &[]).unwrap();
+        let cfg = FrameLevelConfig {
+            seeds: 2,
+            recordings: 2,
+            stride: 3,
+            recording: RecordingConfig {
+                clips: 4,
+                normal_share: 0.5,
+            },
+            ..Default::default()
+        };
+        let e = Embedder::raw_dct();
+        let mut calls = 0;
+        let r = frame_level(&ds, &split, &e, &cfg, &mut |_, _| calls += 1).unwrap();
+        assert_eq!(calls, 6);
+        assert_eq!(r.per_category.len(), 3);
+        // Brute force for category 1, seed 1: every window scored as a clip, each frame the
+        // max of the windows (stride 3, plus one ending at the last frame) covering it.
+        let (c, seed) = (1usize, 1u64);
+        let chosen = sample_support(split.train(c), 3, seed).unwrap();
+        let d = Detector::fit(
+            e.clone(),
+            InputSpec::for_skeleton(ds.skeleton()),
+            Scoring::MeanDistance,
+            &crate::pipeline::clips_at(&ds, &chosen),
+            None,
+        )
+        .unwrap();
+        let (mut scores, mut labels) = (Vec::new(), Vec::new());
+        for rec_i in 0..2u64 {
+            let rec = build_recording(
+                &ds,
+                &split,
+                c,
+                &cfg.recording,
+                (seed << 32) | ((c as u64) << 16) | rec_i,
+            )
+            .unwrap();
+            let n = rec.motion.frames();
+            let mut starts: Vec<usize> = (0..=n - 60).step_by(3).collect();
+            if *starts.last().unwrap() != n - 60 {
+                starts.push(n - 60);
+            }
+            let ws: Vec<f32> = starts
+                .iter()
+                .map(|&s| d.score(&window(&rec.motion, s, 60).unwrap()).unwrap())
+                .collect();
+            for (f, label) in rec.frame_labels().into_iter().enumerate() {
+                let m = starts
+                    .iter()
+                    .zip(&ws)
+                    .filter(|(&s, _)| s <= f && f < s + 60)
+                    .map(|(_, &v)| v)
+                    .fold(f32::MIN, f32::max);
+                scores.push(m);
+                labels.push(label);
+            }
+        }
+        let want = roc_auc(&scores, &labels).unwrap();
+        assert!((r.per_category[c].per_seed[seed as usize] - want).abs() < 1e-12);
+        assert!(r.mean_auc > 0.5, "{}", r.mean_auc);
+    }
+}

@@ -93,3 +93,33 @@ pub fn format_calibration(e: &CalibrationExperiment) -> String {
     }
     s
 }
+
+/// Synthetic datasets for the tests: 3 joints, category `c` sways at frequency `0.05 (c + 1)`,
+/// clips of 40 to 80 frames, each with uniform noise of `noise`; clips are independent.
+#[cfg(test)]
+pub(crate) fn test_dataset(n_cat: usize, per_cat: usize, noise: f32) -> haad_motion::Dataset {
+    use haad_motion::{Clip, Dataset, Motion, Skeleton};
+    use ndarray::Array3;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let names = (0..3).map(|j| format!("j{j}")).collect();
+    let skel = Skeleton::new(names, vec![None, Some(0), Some(1)], 0).unwrap();
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut clips = Vec::new();
+    for c in 0..n_cat {
+        for i in 0..per_cat {
+            let frames = rng.random_range(40..80);
+            let off: f32 = rng.random_range(-1.0..1.0);
+            let a = Array3::from_shape_fn((frames, 3, 3), |(t, j, x)| {
+                (t as f32 * 0.05 * (c + 1) as f32).sin() * (j + x + 1) as f32 + off
+            });
+            let a = a.mapv(|v| v + noise * rng.random_range(-1.0f32..1.0));
+            clips.push(Clip {
+                motion: Motion::new(a, Some(30.0)).unwrap(),
+                category: c,
+                source: format!("c{c}/{i:02}.txt").into(),
+            });
+        }
+    }
+    let cats = (0..n_cat).map(|c| format!("cat{c}")).collect();
+    Dataset::new(skel, cats, clips, vec![]).unwrap()
+}

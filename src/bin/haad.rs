@@ -83,8 +83,9 @@ struct FitArgs {
     /// Root joint for files without a skeleton (.npy, .csv); others use their skeleton's.
     #[arg(long)]
     root: Option<usize>,
-    /// Other normal clips to set the threshold with (all clips of --category in them).
-    /// Without them the threshold comes from the support clips alone (leave-one-out).
+    /// Other normal clips to set the threshold with (all clips of --category in them; any of
+    /// the --normal clips among them are left out). Without them the threshold comes from
+    /// the support clips alone (leave-one-out).
     #[arg(long, num_args = 1..)]
     calibrate: Vec<PathBuf>,
     /// Target false-alarm rate; with n normal scores the smallest reachable rate is
@@ -296,6 +297,15 @@ fn fit(a: FitArgs) -> Result<()> {
         };
         let (cal, _) = load_clips(&a.calibrate, &select)?;
         let cal = check_clips(&cal, &input)?;
+        // Support clips score unusually low against themselves: leave them out, and say so.
+        let before = cal.len();
+        let cal: Vec<Motion> = cal.into_iter().filter(|c| !motions.contains(c)).collect();
+        if cal.len() < before {
+            eprintln!(
+                "haad: left {} support clip(s) out of the calibration clips",
+                before - cal.len()
+            );
+        }
         if cal.len() < need {
             return Err(HaadError::InvalidArgument(format!(
                 "--calibrate: a false-alarm target of {} needs at least {need} normal clips, \

@@ -35,8 +35,9 @@ pub enum CalibrationSource {
     LeaveOneOut,
 }
 
-/// A decision threshold and how it was set.
+/// A decision threshold and how it was set (saved in `detector.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Calibration {
     /// The threshold: a score above it is an anomaly.
     pub threshold: f32,

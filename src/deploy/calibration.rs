@@ -101,6 +101,8 @@ impl Default for CalibrationExperimentConfig {
                 extra(8, 0),
                 extra(12, 0),
                 extra(19, 0),
+                CalibrationSetup::LeaveOneOut { variants: 30 },
+                CalibrationSetup::LeaveOneOut { variants: 100 },
             ],
         }
     }

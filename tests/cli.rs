@@ -105,6 +105,49 @@ fn readme_session_fit_score_stream() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The `haad ...` lines of the README's session (continuations joined), split into words.
+fn readme_commands() -> Vec<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let joined = readme.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter(|l| l.starts_with("haad "))
+        .map(|l| l.split_whitespace().skip(1).map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn readme_session_runs_as_written() {
+    // A folder holding only a link to the embedded data, as a fresh clone's root would.
+    let dir = workdir("verbatim");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        dir.join("data"),
+    )
+    .unwrap();
+    #[cfg(not(unix))]
+    return;
+    let commands = readme_commands();
+    let names: Vec<&str> = commands.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(names, ["fit", "score", "stream"]);
+    let mut outputs = Vec::new();
+    for c in &commands {
+        outputs.push(run_ok(haad().current_dir(&dir).args(c)));
+    }
+    assert!(outputs[0].contains("threshold"), "{}", outputs[0]);
+    // A header and one row per clip (5 runs), each with a decision.
+    let rows: Vec<&str> = outputs[1].lines().collect();
+    assert_eq!(rows.len(), 6, "{}", outputs[1]);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r.ends_with("normal") || r.ends_with("ANOMALY")));
+    assert!(outputs[2].lines().count() > 30, "{}", outputs[2]);
+    assert!(dir.join("walk.svg").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn stdin_stream_matches_detector_scores_and_names_bad_lines() {
     let dir = workdir("stdin");

@@ -5,8 +5,9 @@
 //! the test set is the test parts of all categories (`split.all_test()`), labelled normal iff
 //! the clip's category is `c`; the anomaly score is the detector's score; the AUC is
 //! [`roc_auc`], with the average precision ([`average_precision`], anomalies positive) and the
-//! equal error rate ([`equal_error_rate`]) beside it. Per category the AUC's mean and (population, ddof = 0) standard deviation over
-//! seeds are reported, then means over all, seen and unseen categories.
+//! equal error rate ([`equal_error_rate`]) beside it. Per category the AUC's mean and
+//! (population, ddof = 0) standard deviation over seeds are reported (and the means of AP and
+//! EER), then means over all, seen and unseen categories.
 //!
 //! Every clip is prepared and embedded once and reused across categories and seeds; only
 //! generated support variants (if any) are embedded per category and seed.
@@ -98,12 +99,14 @@ pub struct CategoryAuc {
     /// The AUC of every seed, in seed order.
     pub per_seed: Vec<f64>,
     /// Mean over seeds of the average precision (area under the precision-recall curve,
-    /// anomalies positive; chance level is the share of anomalies).
+    /// anomalies positive; chance level is the share of anomalies). `None` in results saved
+    /// before it was measured.
     #[serde(default)]
-    pub ap: f64,
+    pub ap: Option<f64>,
     /// Mean over seeds of the equal error rate (where false-alarm and miss rates meet).
+    /// `None` in results saved before it was measured.
     #[serde(default)]
-    pub eer: f64,
+    pub eer: Option<f64>,
 }
 
 /// Result of the protocol for one embedder.
@@ -232,8 +235,8 @@ pub fn evaluate(
     }
     let mut out = summarise(dataset, split, embedder.name(), config, aucs);
     for ((_, r), (ap, eer)) in out.per_category.iter_mut().zip(ap_eer) {
-        r.ap = ap;
-        r.eer = eer;
+        r.ap = Some(ap);
+        r.eer = Some(eer);
     }
     Ok(out)
 }
@@ -284,8 +287,8 @@ fn summarise(
                     std: std(&a),
                     seen: split.is_seen(c),
                     per_seed: a,
-                    ap: 0.0,
-                    eer: 0.0,
+                    ap: None,
+                    eer: None,
                 },
             )
         })
@@ -489,11 +492,12 @@ mod tests {
                 eer += crate::metrics::equal_error_rate(&scores, &labels).unwrap() / 2.0;
             }
             let r = &ev.per_category[c].1;
+            let (r_ap, r_eer) = (r.ap.unwrap(), r.eer.unwrap());
             assert!(
-                (r.ap - ap).abs() < 1e-9 && (r.eer - eer).abs() < 1e-9,
+                (r_ap - ap).abs() < 1e-9 && (r_eer - eer).abs() < 1e-9,
                 "{r:?}"
             );
-            assert!(r.ap > 0.0 && r.eer >= 0.0 && r.eer <= 1.0);
+            assert!(r_ap > 0.0 && (0.0..=1.0).contains(&r_eer));
         }
     }
 

@@ -138,10 +138,10 @@ pub fn format_table(c: &Comparison) -> String {
         let t = &c.top.per_category[i].1;
         let _ = writeln!(
             s,
-            "{name:<name_w$}  {split:<6}  {:>15}  {e:>15}  {:>6.3}  {:>6.3}",
+            "{name:<name_w$}  {split:<6}  {:>15}  {e:>15}  {:>6}  {:>6}",
             cell(b.mean, b.std),
-            t.ap,
-            t.eer
+            opt(t.ap),
+            opt(t.eer)
         );
     }
     let _ = writeln!(s, "{}", "-".repeat(name_w + 60));
@@ -235,8 +235,8 @@ mod tests {
                         std: 0.01,
                         seen: i != 0,
                         per_seed: vec![m - 0.01, m + 0.01],
-                        ap: m,
-                        eer: 1.0 - m,
+                        ap: Some(m),
+                        eer: Some(1.0 - m),
                     },
                 )
             })

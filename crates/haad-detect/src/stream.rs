@@ -149,7 +149,8 @@ impl<'a> StreamScorer<'a> {
         self.seen
     }
 
-    /// The ring buffer's capacity in values (`T * J * 3`): fixed for the scorer's lifetime.
+    /// The size of the scorer's buffers (the ring's `T * J * 3` values plus its `T` lost-frame
+    /// flags): fixed for the scorer's lifetime.
     pub fn buffer_len(&self) -> usize {
         self.ring.len() + self.lost.capacity()
     }

@@ -16,6 +16,39 @@
 //! Three clips give three scores (plus the variants'), fewer than a 5 % target needs; variants
 //! of a clip are close to it, so their scores are not independent normal samples and the
 //! measured false-alarm rate may exceed the target (docs/results.md measures it).
+//!
+//! ```
+//! use haad_detect::{min_calibration_scores, Detector, Embedder, InputSpec, Scoring};
+//! use haad_detect::{StreamScorer, WindowOutcome};
+//! use haad_motion::Motion;
+//! use ndarray::Array3;
+//!
+//! let sway = |freq: f32, frames: usize| {
+//!     let a = Array3::from_shape_fn((frames, 2, 3), |(t, j, c)| {
+//!         (t as f32 * freq).sin() * (j + 1) as f32 + c as f32
+//!     });
+//!     Motion::new(a, Some(30.0))
+//! };
+//! let input = InputSpec { joints: 2, root: 0, min_frames: 1 };
+//! let support = [sway(0.10, 70)?, sway(0.11, 64)?, sway(0.09, 90)?];
+//! let mut detector =
+//!     Detector::fit(Embedder::raw_dct(), input, Scoring::MeanDistance, &support, None)?;
+//! // A 10 % target needs 9 normal scores; 3 support clips alone give 3, and are refused.
+//! assert_eq!(min_calibration_scores(0.1)?, 9);
+//! assert!(detector.calibrate_leave_one_out(None, 0.1).is_err());
+//! let normal: Vec<Motion> =
+//!     (0..9).map(|i| sway(0.095 + 0.002 * i as f32, 80)).collect::<Result<_, _>>()?;
+//! detector.calibrate(&normal, 0.1)?;
+//! assert!(detector.decide(&sway(0.9, 80)?)?.anomalous);
+//! // Live: a window of 60 frames every 10 frames.
+//! let mut stream = StreamScorer::new(&detector, 10, Some(30.0))?;
+//! let recording = sway(0.1, 200)?;
+//! let mut scores = Vec::new();
+//! stream.push_motion(&recording, |w| scores.push(w.outcome))?;
+//! assert_eq!(scores.len(), (200 - 60) / 10 + 1);
+//! assert!(matches!(scores[0], WindowOutcome::Score(_)));
+//! # Ok::<(), haad_detect::DetectError>(())
+//! ```
 
 use haad_motion::Motion;
 use ndarray::Axis;

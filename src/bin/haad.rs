@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haad::deploy::clips::{load_clips, NamedClip, Selection};
+use haad::deploy::output::{
+    format_clip_scores, format_window, window_header, ClipScore, OutputFormat,
+};
 use haad::deploy::{build_recording, frames, svg, RecordingConfig, Segment};
 use haad::detect::{
     min_calibration_scores, Augmentation, Detector, Embedder, InputSpec, Scoring, StreamScorer,
@@ -117,13 +120,6 @@ enum Up {
     Z,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum Format {
-    Table,
-    Json,
-    Csv,
-}
-
 #[derive(Args)]
 struct Output {
     /// Write JSON (score: one array; stream: one object per line).
@@ -135,11 +131,11 @@ struct Output {
 }
 
 impl Output {
-    fn format(&self) -> Format {
+    fn format(&self) -> OutputFormat {
         match (self.json, self.csv) {
-            (true, _) => Format::Json,
-            (_, true) => Format::Csv,
-            _ => Format::Table,
+            (true, _) => OutputFormat::Json,
+            (_, true) => OutputFormat::Csv,
+            _ => OutputFormat::Table,
         }
     }
 }
@@ -377,128 +373,30 @@ fn decision(d: &Detector, score: f32) -> Option<bool> {
 fn score(a: ScoreArgs) -> Result<()> {
     let detector = Detector::load(&a.detector)?;
     let (clips, _) = load_clips(&a.files, &a.select.selection())?;
-    let rows: Vec<serde_json::Value> = clips
+    let rows: Vec<ClipScore> = clips
         .iter()
-        .map(|c| match detector.score(&c.motion) {
-            Ok(s) => serde_json::json!({
-                "clip": c.name, "category": c.category, "frames": c.motion.frames(),
-                "score": s, "anomalous": decision(&detector, s),
-            }),
-            Err(e) => serde_json::json!({
-                "clip": c.name, "category": c.category, "frames": c.motion.frames(),
-                "error": e.to_string(),
-            }),
+        .map(|c| {
+            let scored = detector.score(&c.motion);
+            ClipScore {
+                clip: c.name.clone(),
+                category: c.category.clone(),
+                frames: c.motion.frames(),
+                score: scored.as_ref().ok().copied(),
+                anomalous: scored.as_ref().ok().and_then(|&s| decision(&detector, s)),
+                error: scored.err().map(|e| e.to_string()),
+            }
         })
         .collect();
+    let text = format_clip_scores(&rows, a.output.format());
     let mut out = std::io::stdout().lock();
-    match a.output.format() {
-        Format::Json => {
-            let text = serde_json::to_string_pretty(&rows).expect("JSON values serialise");
-            writeln!(out, "{text}").map_err(stdout_err)?;
-        }
-        Format::Csv => {
-            writeln!(out, "clip,category,frames,score,anomalous,error").map_err(stdout_err)?;
-            for r in &rows {
-                let f = |k: &str| match &r[k] {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => csv_field(s),
-                    v => v.to_string(),
-                };
-                writeln!(
-                    out,
-                    "{},{},{},{},{},{}",
-                    f("clip"),
-                    f("category"),
-                    f("frames"),
-                    f("score"),
-                    f("anomalous"),
-                    f("error")
-                )
-                .map_err(stdout_err)?;
-            }
-        }
-        Format::Table => {
-            let w = clips.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
-            writeln!(
-                out,
-                "{:<w$}  {:>6}  {:>10}  decision",
-                "clip", "frames", "score"
-            )
-            .map_err(stdout_err)?;
-            for r in &rows {
-                let name = r["clip"].as_str().unwrap_or("");
-                let frames = r["frames"].as_u64().unwrap_or(0);
-                let line = match r["score"].as_f64() {
-                    Some(s) => format!(
-                        "{name:<w$}  {frames:>6}  {s:>10.4}  {}",
-                        match r["anomalous"].as_bool() {
-                            Some(true) => "ANOMALY",
-                            Some(false) => "normal",
-                            None => "-",
-                        }
-                    ),
-                    None => format!(
-                        "{name:<w$}  {frames:>6}  {:>10}  error: {}",
-                        "-",
-                        r["error"].as_str().unwrap_or("")
-                    ),
-                };
-                writeln!(out, "{line}").map_err(stdout_err)?;
-            }
-        }
-    }
-    Ok(())
+    out.write_all(text.as_bytes()).map_err(stdout_err)?;
+    out.flush().map_err(stdout_err)
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Writes one window line in the chosen format.
-fn window_line(out: &mut impl Write, d: &Detector, w: &Window, format: Format) -> Result<()> {
-    let (score, reason) = match w.outcome {
-        WindowOutcome::Score(s) => (Some(s), None),
-        WindowOutcome::Unscored(u) => (None, Some(u.to_string())),
-    };
-    let anomalous = score.and_then(|s| decision(d, s));
-    let line = match format {
-        Format::Json => serde_json::json!({
-            "start": w.start, "end": w.end, "score": score, "anomalous": anomalous,
-            "reason": reason,
-        })
-        .to_string(),
-        Format::Csv => format!(
-            "{},{},{},{},{}",
-            w.start,
-            w.end,
-            score.map(|s| s.to_string()).unwrap_or_default(),
-            anomalous.map(|a| a.to_string()).unwrap_or_default(),
-            reason.map(|r| csv_field(&r)).unwrap_or_default()
-        ),
-        Format::Table => match (score, reason) {
-            (Some(s), _) => format!(
-                "frames {:>6}-{:<6}  score {s:>9.4}  {}",
-                w.start,
-                w.end - 1,
-                match anomalous {
-                    Some(true) => "ANOMALY",
-                    Some(false) => "normal",
-                    None => "-",
-                }
-            ),
-            (None, r) => format!(
-                "frames {:>6}-{:<6}  unscored: {}",
-                w.start,
-                w.end.saturating_sub(1),
-                r.unwrap_or_default()
-            ),
-        },
-    };
-    writeln!(out, "{line}").map_err(stdout_err)?;
+/// Writes one window line and flushes, so a reader sees it at once.
+fn window_line(out: &mut impl Write, d: &Detector, w: &Window, format: OutputFormat) -> Result<()> {
+    let anomalous = w.outcome.score().and_then(|s| decision(d, s));
+    writeln!(out, "{}", format_window(w, anomalous, format)).map_err(stdout_err)?;
     out.flush().map_err(stdout_err)
 }
 
@@ -508,8 +406,8 @@ fn stream(a: StreamArgs) -> Result<()> {
     let format = a.output.format();
     let mut scorer = StreamScorer::new(&detector, a.stride, None)?;
     let mut out = std::io::stdout().lock();
-    if format == Format::Csv {
-        writeln!(out, "start,end,score,anomalous,reason").map_err(stdout_err)?;
+    if let Some(header) = window_header(format) {
+        writeln!(out, "{header}").map_err(stdout_err)?;
     }
     let mut points: Vec<(usize, Option<f32>)> = Vec::new();
     let mut segments: Vec<Segment> = Vec::new();

@@ -4,6 +4,7 @@
 //! - [`clips`]: clips from the files a user names, in any loadable format;
 //! - [`frames`]: the one-frame-a-line stream format (CSV or JSON);
 //! - [`recording`]: long evaluation recordings made of test clips, labelled per frame;
+//! - [`output`]: the table, CSV and JSON lines `haad score` and `haad stream` print;
 //! - [`svg`]: a plot of window scores over time with the threshold;
 //! - [`frame_level`]: frame-level ROC AUC on built recordings;
 //! - [`calibration`]: measured false alarms and detections of calibrated thresholds.
@@ -14,6 +15,7 @@ pub mod calibration;
 pub mod clips;
 pub mod frame_level;
 pub mod frames;
+pub mod output;
 pub mod recording;
 pub mod svg;
 

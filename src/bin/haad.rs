@@ -14,15 +14,13 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haad::deploy::clips::{load_clips, NamedClip, Selection};
+use haad::deploy::fit::{fit_detector, Threshold};
 use haad::deploy::output::{
     format_clip_scores, format_window, window_header, ClipScore, OutputFormat,
 };
 use haad::deploy::{build_recording, frames, svg, RecordingConfig, Segment};
-use haad::detect::{
-    min_calibration_scores, Augmentation, Detector, Embedder, InputSpec, Scoring, StreamScorer,
-    Window, WindowOutcome,
-};
-use haad::motion::augment::{Axis3, RotateJitterAugmenter};
+use haad::detect::{Detector, Embedder, InputSpec, StreamScorer, Window, WindowOutcome};
+use haad::motion::augment::Axis3;
 use haad::motion::split::{Split, DEFAULT_TRAIN_FRACTION};
 use haad::motion::{Dataset, Motion};
 use haad::{HaadError, Result};
@@ -237,26 +235,6 @@ fn check_clips(clips: &[NamedClip], input: &InputSpec) -> Result<Vec<Motion>> {
         .collect()
 }
 
-/// The median over clips of the RMS distance of the joints from the root at frame 0.
-fn body_scale(clips: &[Motion], root: usize) -> f32 {
-    let mut sizes: Vec<f32> = clips
-        .iter()
-        .map(|m| {
-            let f = m.frame(0);
-            let r = f.row(root);
-            let sq: f32 = f
-                .rows()
-                .into_iter()
-                .map(|p| (&p - &r).mapv(|v| v * v).sum())
-                .sum();
-            (sq / f.nrows() as f32).sqrt()
-        })
-        .filter(|v| v.is_finite())
-        .collect();
-    sizes.sort_by(f32::total_cmp);
-    sizes.get(sizes.len() / 2).copied().unwrap_or(1.0)
-}
-
 fn fit(a: FitArgs) -> Result<()> {
     let (clips, skeleton) = load_clips(&a.normal, &a.select.selection())?;
     let embedder = embedder(a.encoder.as_deref())?;
@@ -278,71 +256,30 @@ fn fit(a: FitArgs) -> Result<()> {
     };
     input.check()?;
     let motions = check_clips(&clips, &input)?;
-    let mut detector = Detector::fit(
-        embedder,
-        input.clone(),
-        Scoring::MeanDistance,
-        &motions,
-        None,
-    )?;
-    let need = min_calibration_scores(a.false_alarm)?;
-    if !a.calibrate.is_empty() {
+    let threshold = if !a.calibrate.is_empty() {
         let select = Selection {
             category: a.select.category.clone(),
             ..Selection::default()
         };
         let (cal, _) = load_clips(&a.calibrate, &select)?;
-        let cal = check_clips(&cal, &input)?;
-        // Support clips score unusually low against themselves: leave them out, and say so.
-        let before = cal.len();
-        let cal: Vec<Motion> = cal.into_iter().filter(|c| !motions.contains(c)).collect();
-        if cal.len() < before {
-            eprintln!(
-                "haad: left {} support clip(s) out of the calibration clips",
-                before - cal.len()
-            );
-        }
-        if cal.len() < need {
-            return Err(HaadError::InvalidArgument(format!(
-                "--calibrate: a false-alarm target of {} needs at least {need} normal clips, \
-                 got {}",
-                a.false_alarm,
-                cal.len()
-            )));
-        }
-        detector.calibrate(&cal, a.false_alarm)?;
-    } else if !a.no_threshold {
-        let n = motions.len() * (1 + a.variants);
-        if motions.len() < 2 || n < need {
-            return Err(HaadError::InvalidArgument(format!(
-                "leave-one-out calibration of {} clips with {} variants each gives {n} normal \
-                 scores; a false-alarm target of {} needs at least {need}: raise --variants, \
-                 give --calibrate clips, or pass --no-threshold",
-                motions.len(),
-                a.variants,
-                a.false_alarm
-            )));
-        }
+        Threshold::NormalClips(check_clips(&cal, &input)?)
+    } else if a.no_threshold {
+        Threshold::None
+    } else {
         let up = match a.up {
             Up::X => Axis3::X,
             Up::Y => Axis3::Y,
             Up::Z => Axis3::Z,
         };
-        let aug = RotateJitterAugmenter {
+        Threshold::LeaveOneOut {
+            variants: a.variants,
             up,
-            max_angle: std::f32::consts::FRAC_PI_6,
-            jitter_std: 0.02 * body_scale(&motions, root),
-            root,
-        };
-        let extra = (a.variants > 0).then_some((
-            motions.as_slice(),
-            Augmentation {
-                augmenter: &aug,
-                per_clip: a.variants,
-                seed: a.seed,
-            },
-        ));
-        detector.calibrate_leave_one_out(extra, a.false_alarm)?;
+            seed: a.seed,
+        }
+    };
+    let (detector, dropped) = fit_detector(embedder, input, &motions, threshold, a.false_alarm)?;
+    if dropped > 0 {
+        eprintln!("haad: left {dropped} support clip(s) out of the calibration clips");
     }
     detector.save(&a.out)?;
     let mut out = std::io::stdout().lock();

@@ -2,6 +2,7 @@
 //! measure it.
 //!
 //! - [`clips`]: clips from the files a user names, in any loadable format;
+//! - [`fit`]: `haad fit` as a library call (support, threshold source, target);
 //! - [`frames`]: the one-frame-a-line stream format (CSV or JSON);
 //! - [`recording`]: long evaluation recordings made of test clips, labelled per frame;
 //! - [`output`]: the table, CSV and JSON lines `haad score` and `haad stream` print;
@@ -13,6 +14,7 @@
 
 pub mod calibration;
 pub mod clips;
+pub mod fit;
 pub mod frame_level;
 pub mod frames;
 pub mod output;

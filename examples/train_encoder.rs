@@ -290,23 +290,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Detectors read the encoder's normalisation from beside its weights.
         for dir in [Some(a.out.clone()), Some(outcome.last_dir.clone())]
             .into_iter()
-            .chain(std::iter::once(outcome.best.as_ref().map(|(_, d)| d.clone())))
+            .chain(std::iter::once(
+                outcome.best.as_ref().map(|(_, d)| d.clone()),
+            ))
             .flatten()
         {
             write_json(&dir.join(NORMALIZE_FILE), &normalize)?;
         }
     }
-    println!("{}", format_log_table(&outcome.log, 10));
+    haad::outln!("{}", format_log_table(&outcome.log, 10));
     plot_log(&outcome.log, &a.out.join("loss.svg"))?;
     if let Some((best, dir)) = &outcome.best {
-        println!(
+        haad::outln!(
             "best validation AUC {:.4} at epoch {} (encoder in {})",
             best.score,
             best.epoch,
             dir.display()
         );
     }
-    println!(
+    haad::outln!(
         "trained {} epochs in {seconds:.1} s; encoder in {}; log in {}; plot in {}",
         outcome.log.len(),
         outcome.last_dir.display(),

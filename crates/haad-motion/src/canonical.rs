@@ -308,7 +308,10 @@ mod tests {
         assert!(!missing.iter().any(|m| m.starts_with("left_shoulder")));
         assert_eq!(have.len(), 4);
         let msg = err.to_string();
-        assert!(msg.contains("right_ankle") && msg.contains("LeftArm"), "{msg}");
+        assert!(
+            msg.contains("right_ankle") && msg.contains("LeftArm"),
+            "{msg}"
+        );
         // A fixed layout needs its joint count.
         let two = Skeleton::new(names(&["a", "b"]), vec![None, Some(0)], 0).unwrap();
         assert!(matches!(

@@ -562,7 +562,10 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", l.name()));
         }
         let err = "openpose".parse::<Layout>().unwrap_err().to_string();
-        assert!(err.contains("openpose") && err.contains("kinect-v2"), "{err}");
+        assert!(
+            err.contains("openpose") && err.contains("kinect-v2"),
+            "{err}"
+        );
     }
 
     #[test]

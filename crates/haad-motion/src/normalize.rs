@@ -26,8 +26,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{
-    canonical_skeleton, CanonicalMap, LEFT_ANKLE, LEFT_HIP, LEFT_KNEE, LEFT_SHOULDER, NECK,
-    PELVIS, RIGHT_ANKLE, RIGHT_HIP, RIGHT_KNEE, RIGHT_SHOULDER,
+    canonical_skeleton, CanonicalMap, LEFT_ANKLE, LEFT_HIP, LEFT_KNEE, LEFT_SHOULDER, NECK, PELVIS,
+    RIGHT_ANKLE, RIGHT_HIP, RIGHT_KNEE, RIGHT_SHOULDER,
 };
 use crate::dataset::{Clip, Dataset};
 use crate::error::{MotionError, Result};

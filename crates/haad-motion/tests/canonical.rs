@@ -129,7 +129,10 @@ fn msr_action3d_maps_with_plausible_bones_and_left_on_the_left() {
     check_bones("MSR", &bone_lengths(&canon));
     // MSR rows: 15/16 left/right ankle, 17/18 left/right foot.
     let share = facing_agrees_with_feet(&raw, &canon, [(17, 15), (18, 16)]);
-    assert!(share > 0.95, "facing agrees with the feet in {share:.3} of MSR clips");
+    assert!(
+        share > 0.95,
+        "facing agrees with the feet in {share:.3} of MSR clips"
+    );
 }
 
 #[test]
@@ -147,7 +150,10 @@ fn bandai_bvh_maps_with_plausible_bones_and_left_on_the_left() {
         &canon,
         [(j("Toes_L"), j("Foot_L")), (j("Toes_R"), j("Foot_R"))],
     );
-    assert!(share > 0.95, "facing agrees with the toes in {share:.3} of clips");
+    assert!(
+        share > 0.95,
+        "facing agrees with the toes in {share:.3} of clips"
+    );
     // Walks move forward: the pelvis travels the way frame 0 faces.
     let walk = raw.category_index("dataset-2_walk").unwrap();
     for c in canon.clips().iter().filter(|c| c.category == walk) {
@@ -221,7 +227,11 @@ mod body {
 
 /// Places `layout`'s joints by name and checks the canonical pose: every canonical joint where
 /// the body has it, left on +x (facing +z by geometry), units and up axis undone.
-fn check_hand_made(layout: Layout, place: &[(&str, [f32; 3])], to_layout: impl Fn([f32; 3]) -> [f32; 3]) {
+fn check_hand_made(
+    layout: Layout,
+    place: &[(&str, [f32; 3])],
+    to_layout: impl Fn([f32; 3]) -> [f32; 3],
+) {
     let names = layout.joint_names().unwrap();
     assert_eq!(place.len(), names.len(), "{layout}: place every joint");
     let mut a = Array3::zeros((1, names.len(), 3));

@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn apply_averages_sources_and_converts_units() {
         let sk = Skeleton::new(
-            names(&crate::layout::Layout::H36m.joint_names().unwrap().to_vec()),
+            names(crate::layout::Layout::H36m.joint_names().unwrap()),
             Layout::H36m.parents().unwrap().to_vec(),
             0,
         )

@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::Parser;
 use haad_detect::{report, EvalConfig, Scoring};
 use haad_motion::split::{Split, DEFAULT_TRAIN_FRACTION};
-use haad_motion::{load, DataFormat};
+use haad_motion::{load, Canonicalizer, DataFormat, Layout};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
@@ -32,6 +32,11 @@ struct Args {
     /// Directory of a trained encoder (EncoderModel::save), or "none" for the baseline only.
     #[arg(long, default_value = "none")]
     encoder: String,
+    /// Map the clips onto the canonical body from this joint layout (msr, kinect-v1,
+    /// kinect-v2, smpl, h36m, bvh) with the encoder's normalisation (its normalize.json; the
+    /// default normalisation without one), for encoders of the canonical body.
+    #[arg(long)]
+    layout: Option<Layout>,
     /// K: real support clips per category.
     #[arg(long, default_value_t = 3)]
     k: usize,
@@ -68,6 +73,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let start = Instant::now();
     let dataset = load(args.format, &args.data)?;
+    let dataset = match args.layout {
+        Some(layout) => {
+            let cfg = match args.encoder.as_str() {
+                "none" => None,
+                dir => haad::transfer::encoder_normalization(std::path::Path::new(dir))?,
+            };
+            Canonicalizer::new(layout, dataset.skeleton(), None, cfg.unwrap_or_default())?
+                .apply_dataset(&dataset)?
+        }
+        None => dataset,
+    };
     for s in dataset.skipped() {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }

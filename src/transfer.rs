@@ -708,6 +708,22 @@ mod tests {
     }
 
     #[test]
+    fn folder_sources_take_the_layout_from_skeleton_json() {
+        let dir = std::env::temp_dir().join(format!("haad-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = format!("format=folder,path={}", dir.display());
+        let e = spec.parse::<Source>().unwrap_err().to_string();
+        assert!(e.contains("skeleton.json"), "{e}");
+        std::fs::write(
+            dir.join("skeleton.json"),
+            r#"{"names": ["a", "b"], "parents": [null, 0], "layout": "smpl"}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.parse::<Source>().unwrap().layout, Layout::Smpl);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn merge_keeps_categories_and_clips_apart() {
         let a = tiny(&["msr/wave", "msr/kick"], 2);
         let b = tiny(&["bandai/wave"], 3);

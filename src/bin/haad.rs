@@ -257,7 +257,9 @@ fn fit(a: FitArgs) -> Result<()> {
             let names: Vec<String> = (0..joints).map(|j| format!("j{j}")).collect();
             let fallback = haad::motion::Skeleton::new(names, vec![None; joints], 0)?;
             let sk = skeleton.as_ref().unwrap_or(&fallback);
-            Some(Canonicalizer::new(layout, sk, a.fps, cfg).map_err(|e| {
+            // Frames streamed later carry no rate: keep the clips' own as the source's.
+            let fps = a.fps.or(clips[0].motion.fps());
+            Some(Canonicalizer::new(layout, sk, fps, cfg).map_err(|e| {
                 HaadError::InvalidArgument(format!(
                     "{}: {e} (give --layout: msr, kinect-v1, kinect-v2, smpl, h36m, bvh)",
                     clips[0].name

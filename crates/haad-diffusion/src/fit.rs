@@ -50,6 +50,10 @@ pub struct FitOptions {
     pub out: PathBuf,
     /// Continue from the checkpoint in `out/last`, which must exist; `false` starts afresh.
     pub resume: bool,
+    /// Stop (with a checkpoint) once this many epochs are done, as an interruption would; a
+    /// later call with `resume` continues the same run (same schedule). `None` trains to the
+    /// end.
+    pub stop_after_epoch: Option<usize>,
     /// Where progress goes: one unit per optimiser step.
     pub progress: Arc<dyn Progress>,
     /// Through what checkpoints and logs are written: the real disk, or a fault injector
@@ -67,6 +71,7 @@ impl std::fmt::Debug for FitOptions {
             .field("seed", &self.seed)
             .field("out", &self.out)
             .field("resume", &self.resume)
+            .field("stop_after_epoch", &self.stop_after_epoch)
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +88,7 @@ impl FitOptions {
             seed: 0,
             out: out.into(),
             resume: false,
+            stop_after_epoch: None,
             progress: Arc::new(NoProgress),
             storage: Arc::new(Disk),
         }
@@ -212,7 +218,10 @@ pub fn fit(
         end: opts.final_learning_rate.unwrap_or(lr0),
         epochs: opts.epochs,
     };
-    for epoch in state.epochs_done..opts.epochs {
+    let end = opts
+        .stop_after_epoch
+        .map_or(opts.epochs, |s| s.min(opts.epochs));
+    for epoch in state.epochs_done..end {
         let start = Instant::now();
         let lr = schedule.at(epoch);
         trainer.set_learning_rate(lr);
@@ -238,7 +247,8 @@ pub fn fit(
         };
         dir.append_log(&rec)?;
         records.push(rec);
-        if state.epochs_done % opts.checkpoint_every == 0 || state.epochs_done == opts.epochs {
+        let done = state.epochs_done;
+        if done % opts.checkpoint_every == 0 || done == opts.epochs || done == end {
             dir.save_checkpoint(&state, trainer.optimizer(), |d| {
                 save_model_files(&trainer, d)
             })?;

@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test.truncate(m);
     }
     let clips = ds.motions_at(&test);
-    let model = DiffusionModel::load(&args.model, &Device::Cpu)?;
+    let model = DiffusionModel::load(&haad_diffusion::fit::model_dir(&args.model), &Device::Cpu)?;
     let start = Instant::now();
     let (report, completions) = evaluate(
         &model,

@@ -42,9 +42,13 @@ impl DiffusionAugmenter {
         })
     }
 
-    /// Loads a model saved in `dir` (see [`DiffusionModel::save`]).
+    /// Loads a model saved in `dir` (see [`DiffusionModel::save`]), or the checkpoint of a
+    /// training folder `dir` ([`crate::fit::model_dir`]).
     pub fn load(dir: &Path, root: usize, device: &Device) -> Result<Self> {
-        Self::new(DiffusionModel::load(dir, device)?, root)
+        Self::new(
+            DiffusionModel::load(&crate::fit::model_dir(dir), device)?,
+            root,
+        )
     }
 
     /// The same generator observing the first `t_his` frames of each clip instead of the

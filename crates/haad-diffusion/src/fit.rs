@@ -258,6 +258,17 @@ pub fn fit(
     Ok((trainer, records))
 }
 
+/// The model folder of `dir`: its checkpoint `dir/last` when `dir` is a training folder (it
+/// has `last/` but no model of its own), else `dir` itself.
+pub fn model_dir(dir: &Path) -> PathBuf {
+    let last = dir.join(LAST_DIR);
+    if !dir.join(crate::model::CONFIG_FILE).exists() && last.is_dir() {
+        last
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// The learning rate of epoch `epoch` (0-based) of `epochs`: linear from `lr0` to `last`
 /// (`haad_train::LinearDecay`), constant without `last`.
 pub fn learning_rate_at(lr0: f64, last: Option<f64>, epoch: usize, epochs: usize) -> f64 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
-use haad_diffusion::fit::{fit, FitOptions, LAST_DIR, LOG_FILE, STATE_FILE};
+use haad_diffusion::fit::{fit, model_dir, FitOptions, LAST_DIR, LOG_FILE, STATE_FILE};
 use haad_diffusion::{DiffusionConfig, DiffusionError, ValidConfig};
 use haad_motion::atomic::{FailAfter, Storage};
 use haad_motion::Motion;
@@ -111,6 +111,10 @@ fn resume_after_a_stop_is_bit_for_bit() {
     fit(&cfg, &clips, 0, &options(&full, false), &Device::Cpu).unwrap();
     let want = outcome(&full);
     assert_eq!(want.2.len(), 3);
+    // A training folder stands for its checkpoint wherever a model folder is asked for.
+    assert_eq!(model_dir(&full), full.join(LAST_DIR));
+    assert_eq!(model_dir(&full.join(LAST_DIR)), full.join(LAST_DIR));
+    haad_diffusion::DiffusionAugmenter::load(&full, 0, &Device::Cpu).unwrap();
 
     let cut = out("cut");
     let first = FitOptions {

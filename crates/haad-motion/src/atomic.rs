@@ -339,7 +339,7 @@ mod tests {
         append_line(&Disk, &log, "one").unwrap();
         assert!(append_line(&FailAfter::new(0), &log, "two-two").is_err());
         let text = fs::read_to_string(&log).unwrap();
-        assert_eq!(text, "one\ntw");
+        assert_eq!(text, "one\ntwo");
         assert_eq!(complete_lines(&text).collect::<Vec<_>>(), vec!["one"]);
         assert_eq!(complete_lines("").count(), 0);
         fs::remove_dir_all(&d).unwrap();

@@ -270,10 +270,10 @@ mod tests {
     }
 
     /// Two steps on f(x) = sum x^2 computed by hand in f64.
-    fn hand(kind: OptimizerKind, wd: f64, x0: f64) -> f64 {
+    fn hand(kind: OptimizerKind, wd: f64, x0: f64, steps: i32) -> f64 {
         let p = params(kind, wd);
         let (mut x, mut m, mut v) = (x0, 0.0, 0.0);
-        for t in 1..=2 {
+        for t in 1..=steps {
             let mut g = 2.0 * x;
             if kind == OptimizerKind::Adam {
                 g += wd * x;
@@ -304,7 +304,7 @@ mod tests {
                 let got: Vec<f64> = var.as_tensor().to_vec1().unwrap();
                 for (g, x0) in got.iter().zip([1.5, -0.25]) {
                     assert!(
-                        (g - hand(kind, wd, x0)).abs() < 1e-12,
+                        (g - hand(kind, wd, x0, 2)).abs() < 1e-12,
                         "{kind:?} wd={wd}: {g}"
                     );
                 }
@@ -379,5 +379,28 @@ mod tests {
             Err(TrainError::Resume { .. })
         ));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn optimizer_trait_matches_the_named_optimiser() {
+        use candle_nn::Optimizer;
+        let make =
+            || Var::from_tensor(&Tensor::new(&[0.7f64, -1.25], &Device::Cpu).unwrap()).unwrap();
+        let (a, b) = (make(), make());
+        let p = params(OptimizerKind::AdamW, 0.3);
+        let mut named = Adam::new(vec![("x".into(), a.clone())], p).unwrap();
+        let mut generic = <Adam as Optimizer>::new(vec![b.clone()], p).unwrap();
+        assert_eq!(generic.names().collect::<Vec<_>>(), vec!["p0"]);
+        for _ in 0..3 {
+            let la = a.as_tensor().sqr().unwrap().sum_all().unwrap();
+            named.step(&la.backward().unwrap()).unwrap();
+            let lb = b.as_tensor().sqr().unwrap().sum_all().unwrap();
+            generic.backward_step(&lb).unwrap();
+        }
+        generic.set_learning_rate(0.05);
+        assert_eq!(Optimizer::learning_rate(&generic), 0.05);
+        let (va, vb): (Vec<f64>, Vec<f64>) = (a.to_vec1().unwrap(), b.to_vec1().unwrap());
+        assert_eq!(va, vb);
+        assert!((va[0] - hand(OptimizerKind::AdamW, 0.3, 0.7, 3)).abs() < 1e-12);
     }
 }

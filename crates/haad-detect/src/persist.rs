@@ -3,7 +3,8 @@
 //!
 //! Layout of `DIR`:
 //! - `detector.json`: format version, embedder kind and its settings, input spec
-//!   (joints, root, min_frames), scoring rule, and the support set's shape and row origins;
+//!   (joints, root, min_frames), scoring rule, the support set's shape and row origins, and
+//!   the decision threshold when calibrated (`calibration`, absent in older folders);
 //! - `support.safetensors`: the support embeddings, tensor `embeddings`, f32 `[M, E]`;
 //! - `encoder/` (encoder detectors only): the encoder as `EncoderModel::save` writes it.
 
@@ -15,6 +16,7 @@ use haad_motion::limits::MAX_EMBEDDING_ABS;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::Calibration;
 use crate::detector::Detector;
 use crate::embed::{Embedder, RawDctConfig};
 use crate::error::{DetectError, Result};
@@ -72,6 +74,9 @@ pub struct SavedConfig {
     pub scoring: Scoring,
     /// The support set's shape.
     pub support: SupportMeta,
+    /// The decision threshold, if calibrated (missing in folders saved before thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DetectError + '_ {
@@ -106,6 +111,7 @@ impl Detector {
                 real: s.real(),
                 origin: s.origin().to_vec(),
             },
+            calibration: self.calibration().cloned(),
         };
         let path = dir.join(CONFIG_FILE);
         let json = serde_json::to_string_pretty(&config).map_err(|source| DetectError::Json {
@@ -205,7 +211,21 @@ impl Detector {
             .expect("tensor shape checked above");
         let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)
             .map_err(|e| saved(&path, e))?;
-        Detector::new(embedder, config.input, config.scoring, support).map_err(|e| saved(&path, e))
+        let mut detector = Detector::new(embedder, config.input, config.scoring, support)
+            .map_err(|e| saved(&path, e))?;
+        if let Some(c) = &config.calibration {
+            if !(c.threshold.is_finite()
+                && c.target_false_alarm > 0.0
+                && c.target_false_alarm < 1.0)
+            {
+                return Err(saved(
+                    &path,
+                    "calibration needs a finite threshold and a target in (0, 1)",
+                ));
+            }
+        }
+        detector.set_calibration(config.calibration);
+        Ok(detector)
     }
 }
 
@@ -321,6 +341,45 @@ mod tests {
         )
         .unwrap();
         assert_ne!(other, d);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn calibration_round_trips_and_old_folders_load() {
+        let clips = [clip(0.1, 60), clip(0.12, 61), clip(0.14, 62)];
+        let mut d = Detector::fit(
+            Embedder::raw_dct(),
+            InputSpec {
+                joints: 3,
+                root: 0,
+                min_frames: 1,
+            },
+            Scoring::MeanDistance,
+            &clips,
+            None,
+        )
+        .unwrap();
+        let dir = tmp("calibrated");
+        // Saved before calibration: no "calibration" key, as in older folders.
+        d.save(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
+        assert!(!text.contains("calibration"));
+        assert_eq!(Detector::load(&dir).unwrap().calibration(), None);
+        let normal: Vec<Motion> = (0..9).map(|i| clip(0.11 + 0.003 * i as f32, 60)).collect();
+        d.calibrate(&normal, 0.1).unwrap();
+        d.save(&dir).unwrap();
+        let back = Detector::load(&dir).unwrap();
+        assert_eq!(back, d);
+        assert!(back.calibration().is_some());
+        let cfg = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("\"target_false_alarm\": 0.1", "\"target_false_alarm\": 1.5"),
+        )
+        .unwrap();
+        let err = Detector::load(&dir).unwrap_err().to_string();
+        assert!(err.contains(CONFIG_FILE), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -58,7 +58,7 @@ pub enum ContrastiveError {
     Validation(String),
     /// The training stack (optimiser, checkpoint files) failed.
     #[error(transparent)]
-    Train(haad_train::TrainError),
+    Train(Box<haad_train::TrainError>),
 }
 
 impl From<haad_train::TrainError> for ContrastiveError {
@@ -71,7 +71,7 @@ impl From<haad_train::TrainError> for ContrastiveError {
             T::Resume { path, reason } => Self::Resume { path, reason },
             T::Motion(e) => Self::Motion(e),
             T::Candle(e) => Self::Candle(e),
-            other => Self::Train(other),
+            other => Self::Train(Box::new(other)),
         }
     }
 }

@@ -85,7 +85,10 @@ fn tensor_bits(path: &Path) -> Vec<(String, Vec<u64>)> {
 }
 
 /// The checkpoint's tensors and state, and the log without wall times.
-fn outcome(dir: &Path) -> (Vec<Vec<(String, Vec<u64>)>>, String, Vec<String>) {
+/// Named tensors as bit patterns, per file; the state file; the log lines.
+type Outcome = (Vec<Vec<(String, Vec<u64>)>>, String, Vec<String>);
+
+fn outcome(dir: &Path) -> Outcome {
     let last = dir.join("last");
     let tensors = ["encoder.safetensors", "optimizer.safetensors"]
         .iter()

@@ -71,7 +71,7 @@ pub enum DiffusionError {
     },
     /// The training stack (optimiser, checkpoint files) failed.
     #[error(transparent)]
-    Train(haad_train::TrainError),
+    Train(Box<haad_train::TrainError>),
     /// Motion data handling failed.
     #[error(transparent)]
     Motion(#[from] haad_motion::MotionError),
@@ -90,7 +90,7 @@ impl From<haad_train::TrainError> for DiffusionError {
             T::Resume { path, reason } => Self::Resume { path, reason },
             T::Motion(e) => Self::Motion(e),
             T::Candle(e) => Self::Candle(e),
-            other => Self::Train(other),
+            other => Self::Train(Box::new(other)),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! recipe that transferred best across datasets (docs/results.md).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -37,6 +38,7 @@ use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
 use haad::motion::{Layout, NormalizeConfig};
 use haad::pipeline::train_clips;
+use haad::progress::Bar;
 use haad::transfer::{load_sources, write_json, Source, NORMALIZE_FILE};
 use serde::de::DeserializeOwned;
 
@@ -244,7 +246,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let split = Split::new(&dataset, cfg.train_fraction, &cfg.unseen)?;
             let clips = train_clips(&dataset, &split);
             let cache = a.pool_dir.clone().unwrap_or_else(|| dir.join("pool"));
-            let pool = generator.pool(&clips, a.pool_size, a.pool_seed, &cache, !a.quiet)?;
+            let pool = generator.pool(
+                &clips,
+                a.pool_size,
+                a.pool_seed,
+                &cache,
+                &Bar::shown(!a.quiet, "chunks of generated variants"),
+            )?;
             eprintln!(
                 "diffusion pool: {} clips x {} completions in {}",
                 pool.len(),
@@ -256,7 +264,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let options = TrainOptions {
         resume: a.resume,
-        progress: !a.quiet,
+        progress: Arc::new(Bar::shown(!a.quiet, "steps")),
         ..TrainOptions::new(&a.out)
     };
     let start = Instant::now();

@@ -21,6 +21,7 @@
 //! # Ok::<(), haad_motion::MotionError>(())
 //! ```
 
+pub mod atomic;
 pub mod augment;
 pub mod canonical;
 pub mod dataset;
@@ -33,6 +34,7 @@ pub mod motion;
 pub mod normalize;
 pub mod pool;
 pub mod preprocess;
+pub mod progress;
 pub mod split;
 pub mod stats;
 
@@ -44,4 +46,5 @@ pub use layout::Layout;
 pub use motion::{Motion, Skeleton};
 pub use normalize::{Canonicalizer, NormalizeConfig};
 pub use pool::{PoolSpec, VariantPool};
+pub use progress::{NoProgress, Progress};
 pub use stats::DatasetStats;

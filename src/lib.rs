@@ -8,6 +8,7 @@
 //! - [`diffusion`]: HumanMAC-style masked DCT completion (generative augmentation).
 //! - [`contrastive`]: the multi-positive contrastive loss and the trainer.
 //! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
+//! - [`report`]: figures (SVG) and 2-D maps of embeddings (PCA, t-SNE).
 //!
 //! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
 //! training with them, evaluation), and [`paper`] runs the paper's experiments with it.
@@ -22,6 +23,7 @@ pub use haad_detect as detect;
 pub use haad_diffusion as diffusion;
 pub use haad_gcn as gcn;
 pub use haad_motion as motion;
+pub use haad_report as report;
 
 /// The README's Rust snippet, compiled and run as a doctest.
 #[cfg(doctest)]

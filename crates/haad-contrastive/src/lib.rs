@@ -22,11 +22,13 @@ pub mod error;
 pub mod loss;
 pub mod optim;
 pub mod report;
+mod saved;
 pub mod trainer;
 
 pub use config::{TrainConfig, ValidTrainConfig};
 pub use error::{ContrastiveError, Result};
 pub use optim::OptimizerKind;
+pub use saved::{TrainedEncoder, TRAIN_CONFIG_FILE};
 pub use trainer::{
     train, BestEpoch, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator,
 };

@@ -45,16 +45,22 @@ impl InputSpec {
     /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1`.
     pub fn check(&self) -> Result<()> {
         if self.joints == 0 {
-            return Err(DetectError::Config("joints must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "joints",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
         if self.root >= self.joints {
-            return Err(DetectError::Config(format!(
-                "root joint {} out of range for {} joints",
-                self.root, self.joints
-            )));
+            return Err(DetectError::Config {
+                field: "root",
+                rule: format!("must be below joints = {}, is {}", self.joints, self.root),
+            });
         }
         if self.min_frames == 0 {
-            return Err(DetectError::Config("min_frames must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "min_frames",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
         Ok(())
     }
@@ -130,7 +136,10 @@ mod tests {
             },
         ];
         for b in bad {
-            assert!(matches!(b.check(), Err(DetectError::Config(_))), "{b:?}");
+            assert!(
+                matches!(b.check(), Err(DetectError::Config { .. })),
+                "{b:?}"
+            );
         }
     }
 

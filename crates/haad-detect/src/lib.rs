@@ -10,8 +10,8 @@
 //! first 10 orthonormal DCT coefficients, flattened) or a learned encoder.
 //!
 //! Also here: exact ROC AUC with ties ([`metrics`]), saving/loading detectors ([`persist`]), the
-//! paper's evaluation protocol ([`eval`]), its tables and plots ([`report`]) and figures of
-//! experiments ([`figures`]).
+//! paper's evaluation protocol ([`eval`]) and its tables and JSON ([`report`]). Figures are
+//! drawn by the `haad-report` crate.
 //!
 //! ```
 //! use haad_detect::{Detector, Embedder, InputSpec, Scoring};
@@ -39,7 +39,6 @@ pub mod detector;
 pub mod embed;
 pub mod error;
 pub mod eval;
-pub mod figures;
 pub mod input;
 pub mod metrics;
 pub mod persist;
@@ -54,6 +53,7 @@ pub use error::{DetectError, Result};
 pub use eval::{evaluate, CategoryAuc, EvalConfig, Evaluation, ValidEvalConfig};
 pub use input::InputSpec;
 pub use metrics::{roc_auc, roc_curve, RocPoint};
+pub use report::{compare, format_table, Comparison, TopLevel};
 pub use scoring::Scoring;
 pub use support::{Augmentation, SupportSet};
 pub use validation::few_shot_validation_auc;

@@ -189,7 +189,7 @@ impl DiffusionConfig {
 
     /// Checks every field; see [`DiffusionError::Config`] for what is rejected.
     pub fn check(self) -> Result<ValidConfig> {
-        let bad = |field, message: String| Err(DiffusionError::Config { field, message });
+        let bad = |field, rule: String| Err(DiffusionError::Config { field, rule });
         if self.joints == 0 {
             return bad("joints", "need at least one joint".into());
         }

@@ -60,14 +60,14 @@ pub struct NoiseSchedule {
 impl NoiseSchedule {
     /// Tabulates `schedule` over `steps` (T) steps.
     pub fn new(schedule: Schedule, steps: usize) -> Result<Self> {
-        schedule.check().map_err(|message| DiffusionError::Config {
+        schedule.check().map_err(|rule| DiffusionError::Config {
             field: "schedule",
-            message,
+            rule,
         })?;
         if steps < 2 {
             return Err(DiffusionError::Config {
                 field: "diffusion_steps",
-                message: format!("need at least 2 steps, got {steps}"),
+                rule: format!("need at least 2 steps, got {steps}"),
             });
         }
         let tf = steps as f64;

@@ -14,8 +14,8 @@ use crate::error::{ReportError, Result};
 const EXAGGERATION_ITERS: usize = 250;
 const EXAGGERATION: f64 = 12.0;
 
-/// t-SNE settings; `Default` is the usual choice (perplexity 30, 1000 iterations, learning rate
-/// 200, seed 0). Check it into a [`ValidTsneConfig`] with [`TsneConfig::check`].
+/// t-SNE settings; `Default` is the usual choice (perplexity 30, 1000 iterations, the automatic
+/// learning rate, seed 0). Check it into a [`ValidTsneConfig`] with [`TsneConfig::check`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TsneConfig {
     /// Perplexity, the effective number of neighbours of each point (> 0; must be below the
@@ -23,8 +23,9 @@ pub struct TsneConfig {
     pub perplexity: f64,
     /// Gradient-descent iterations (at least 1).
     pub iterations: usize,
-    /// Learning rate eta of the gradient descent (> 0).
-    pub learning_rate: f64,
+    /// Learning rate eta of the gradient descent (> 0); `None`: max(N / 48, 50), N / (4 x the
+    /// early exaggeration 12), as in scikit-learn and Belkina et al. (2019).
+    pub learning_rate: Option<f64>,
     /// Seed of the initial map (Gaussian, std 1e-4).
     pub seed: u64,
 }
@@ -34,7 +35,7 @@ impl Default for TsneConfig {
         Self {
             perplexity: 30.0,
             iterations: 1000,
-            learning_rate: 200.0,
+            learning_rate: None,
             seed: 0,
         }
     }
@@ -64,11 +65,10 @@ impl TsneConfig {
         if self.iterations == 0 {
             return bad("iterations", "must be at least 1, is 0".into());
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(
-                "learning_rate",
-                format!("must be finite and > 0, is {}", self.learning_rate),
-            );
+        if let Some(eta) = self.learning_rate {
+            if !(eta.is_finite() && eta > 0.0) {
+                return bad("learning_rate", format!("must be finite and > 0, is {eta}"));
+            }
         }
         Ok(ValidTsneConfig(self.clone()))
     }
@@ -99,6 +99,9 @@ pub fn tsne_2d(x: ArrayView2<'_, f32>, config: &ValidTsneConfig) -> Result<Array
     let mut y = Array2::from_shape_fn((n, 2), |_| normal.sample(&mut rng));
     let mut velocity = Array2::<f64>::zeros((n, 2));
     let mut gains = Array2::<f64>::ones((n, 2));
+    let eta = cfg
+        .learning_rate
+        .unwrap_or_else(|| (n as f64 / EXAGGERATION / 4.0).max(50.0));
     for it in 0..cfg.iterations {
         let (exaggeration, momentum) = if it < EXAGGERATION_ITERS {
             (EXAGGERATION, 0.5)
@@ -117,7 +120,7 @@ pub fn tsne_2d(x: ArrayView2<'_, f32>, config: &ValidTsneConfig) -> Result<Array
             } else {
                 (*gain * 0.8).max(0.01)
             };
-            *v = momentum * *v - cfg.learning_rate * *gain * g;
+            *v = momentum * *v - eta * *gain * g;
             *yv += *v;
         }
         for k in 0..2 {
@@ -403,7 +406,7 @@ mod tests {
         );
         assert_eq!(
             field(TsneConfig {
-                learning_rate: -1.0,
+                learning_rate: Some(-1.0),
                 ..d.clone()
             }),
             "learning_rate"

@@ -42,8 +42,9 @@ impl InputSpec {
         self
     }
 
-    /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1`.
-    pub fn check(&self) -> Result<()> {
+    /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1` (errors name the field) and
+    /// returns the spec.
+    pub fn check(&self) -> Result<InputSpec> {
         if self.joints == 0 {
             return Err(DetectError::Config {
                 field: "joints",
@@ -62,7 +63,7 @@ impl InputSpec {
                 rule: "must be at least 1, is 0".into(),
             });
         }
-        Ok(())
+        Ok(self.clone())
     }
 
     /// Checks a raw clip: joint count, length, and that every coordinate is finite.

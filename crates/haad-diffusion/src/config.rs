@@ -256,9 +256,7 @@ impl DiffusionConfig {
                 ),
             );
         }
-        if let Err(message) = self.schedule.check() {
-            return bad("schedule", message);
-        }
+        self.schedule.check()?;
         if !(0.0..=1.0).contains(&self.p_cond) {
             return bad("p_cond", format!("must lie in [0, 1], got {}", self.p_cond));
         }

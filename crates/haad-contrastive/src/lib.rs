@@ -27,7 +27,9 @@ pub mod trainer;
 
 pub use config::{TrainConfig, ValidTrainConfig};
 pub use error::{ContrastiveError, Result};
+pub use loss::{multi_positive_loss, scalar};
 pub use optim::OptimizerKind;
+pub use report::format_log_table;
 pub use saved::{TrainedEncoder, TRAIN_CONFIG_FILE};
 pub use trainer::{
     train, BestEpoch, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator,

@@ -61,9 +61,12 @@ pub mod train;
 
 pub use augment::DiffusionAugmenter;
 pub use config::{DiffusionConfig, Prediction, Preset, ValidConfig};
+pub use denoiser::{Denoiser, Dropout};
 pub use error::{DiffusionError, Result};
+pub use evaluate::{BaselineMetrics, CompletionReport, Completions};
 pub use fit::{fit, FitOptions};
 pub use init::seeded_var_builder;
+pub use metrics::PredictionMetrics;
 pub use model::DiffusionModel;
 pub use schedule::{NoiseSchedule, Schedule};
 pub use train::Trainer;

@@ -38,7 +38,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 mod folder;
-pub mod layers;
+mod layers;
 pub mod model;
 pub mod ops;
 
@@ -46,4 +46,5 @@ pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};
 pub use encoder::{batch_tensor, Encoder};
 pub use error::{GcnError, Result};
 pub use folder::encoder_dir;
+pub use layers::{FlatBatchNorm, GcBlock, GraphConv};
 pub use model::EncoderModel;

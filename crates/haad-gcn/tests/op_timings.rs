@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ModuleT, Optimizer, VarBuilder, VarMap};
-use haad_gcn::{layers::GraphConv, ops, EncoderConfig, EncoderModel};
+use haad_gcn::{ops, EncoderConfig, EncoderModel, GraphConv};
 
 fn time(name: &str, reps: usize, mut f: impl FnMut()) {
     f();

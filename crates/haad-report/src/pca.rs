@@ -7,6 +7,9 @@ use crate::error::{ReportError, Result};
 /// The projection of the rows of `x` `[N, E]` onto their first two principal components,
 /// `[N, 2]` (centred; components from the covariance's eigenvectors, computed in f64 by the
 /// cyclic Jacobi method; each component's sign fixed so that its largest entry is positive).
+/// With fewer rows than columns (N < E, e.g. a 600-wide raw-DCT embedding of 60 clips) the
+/// eigenvectors come from the N x N Gram matrix instead (v = X^T u / sqrt(lambda)): the same
+/// components at O(N^3) instead of O(E^3).
 pub fn pca_2d(x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     let (n, e) = x.dim();
     if n < 2 || e < 2 {
@@ -21,13 +24,28 @@ pub fn pca_2d(x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     let xf = x.mapv(f64::from);
     let mean: Array1<f64> = xf.mean_axis(Axis(0)).expect("n >= 2");
     let centred = &xf - &mean;
-    let cov = centred.t().dot(&centred) / (n - 1) as f64;
-    let (values, vectors) = symmetric_eigen(cov);
-    let mut order: Vec<usize> = (0..e).collect();
+    let dual = n < e;
+    let (values, vectors) = if dual {
+        symmetric_eigen(centred.dot(&centred.t()))
+    } else {
+        symmetric_eigen(centred.t().dot(&centred) / (n - 1) as f64)
+    };
+    let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
     let mut basis = Array2::<f64>::zeros((e, 2));
     for (k, &col) in order.iter().take(2).enumerate() {
-        let mut v = vectors.column(col).to_owned();
+        let mut v = if dual {
+            // X^T u has norm sqrt(lambda); a zero eigenvalue (constant data) gives a zero axis.
+            let v = centred.t().dot(&vectors.column(col));
+            let norm = v.dot(&v).sqrt();
+            if norm > 0.0 {
+                v / norm
+            } else {
+                v
+            }
+        } else {
+            vectors.column(col).to_owned()
+        };
         let big = v
             .iter()
             .copied()
@@ -160,5 +178,30 @@ mod tests {
         assert!(cov.abs() < 1e-4, "covariance {cov}");
         assert!((var(&p1) - 1.0 / 3.0).abs() < 0.1, "{}", var(&p1));
         assert!(pca_2d(Array2::<f32>::zeros((1, 3)).view()).is_err());
+    }
+
+    #[test]
+    fn wide_input_gives_the_components_of_the_covariance() {
+        // 6 points in 9-D (N < E: the Gram-matrix path) against the covariance path on the
+        // same points padded with copies (N > E, same covariance up to the 1 / (N - 1) scale,
+        // hence the same components and projections of the first 6 rows).
+        let mut rng = StdRng::seed_from_u64(5);
+        let x = Array2::from_shape_fn((6, 9), |(i, k)| {
+            (i as f32 * 0.7 + k as f32).sin() * 3.0 + rng.random_range(-0.5f32..0.5)
+        });
+        let wide = pca_2d(x.view()).unwrap();
+        let tall_rows: Vec<f32> = (0..4).flat_map(|_| x.iter().copied()).collect();
+        let tall = Array2::from_shape_vec((24, 9), tall_rows).unwrap();
+        let reference = pca_2d(tall.view()).unwrap();
+        for i in 0..6 {
+            for k in 0..2 {
+                assert!(
+                    (wide[[i, k]] - reference[[i, k]]).abs() < 1e-3,
+                    "{i},{k}: {} vs {}",
+                    wide[[i, k]],
+                    reference[[i, k]]
+                );
+            }
+        }
     }
 }

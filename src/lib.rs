@@ -12,10 +12,16 @@
 //!
 //! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
 //! training with them, evaluation), and [`paper`] runs the paper's experiments with it.
+//! [`deploy`] holds what the `haad` command-line tool is made of (clip files, the stream
+//! format, evaluation recordings, score plots) and the frame-level and calibration
+//! experiments; [`defaults`] the built-in default encoder.
 
+pub mod defaults;
+pub mod deploy;
 pub mod error;
 pub mod paper;
 pub mod pipeline;
+pub mod stdout;
 
 pub use error::{HaadError, Result};
 pub use haad_contrastive as contrastive;

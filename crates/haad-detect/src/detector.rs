@@ -3,6 +3,7 @@
 
 use haad_motion::Motion;
 
+use crate::calibrate::Calibration;
 use crate::embed::{Embedder, Embedding};
 use crate::error::{DetectError, Result};
 use crate::input::InputSpec;
@@ -19,6 +20,7 @@ pub struct Detector {
     input: InputSpec,
     scoring: Scoring,
     support: SupportSet,
+    calibration: Option<Calibration>,
 }
 
 impl Detector {
@@ -63,6 +65,7 @@ impl Detector {
             input,
             scoring,
             support,
+            calibration: None,
         })
     }
 
@@ -129,7 +132,19 @@ impl Detector {
         &self.support
     }
 
-    /// The same detector with another scoring rule (checked against the support set).
+    /// The decision threshold, if the detector has been calibrated.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// Replaces (or with `None` removes) the decision threshold; returns the new one.
+    pub fn set_calibration(&mut self, calibration: Option<Calibration>) -> Option<&Calibration> {
+        self.calibration = calibration;
+        self.calibration.as_ref()
+    }
+
+    /// The same detector with another scoring rule (checked against the support set). The
+    /// threshold, set for the old rule's scores, is dropped.
     pub fn with_scoring(self, scoring: Scoring) -> Result<Self> {
         Self::new(self.embedder, self.input, scoring, self.support)
     }

@@ -4,8 +4,10 @@
 //! `K` clips of `c` drawn from `c`'s train part with `sample_support(split.train(c), K, s)`;
 //! the test set is the test parts of all categories (`split.all_test()`), labelled normal iff
 //! the clip's category is `c`; the anomaly score is the detector's score; the AUC is
-//! [`roc_auc`]. Per category the AUC's mean and (population, ddof = 0) standard deviation over
-//! seeds are reported, then means over all, seen and unseen categories.
+//! [`roc_auc`], with the average precision ([`average_precision`], anomalies positive) and the
+//! equal error rate ([`equal_error_rate`]) beside it. Per category the AUC's mean and
+//! (population, ddof = 0) standard deviation over seeds are reported (and the means of AP and
+//! EER), then means over all, seen and unseen categories.
 //!
 //! Every clip is prepared and embedded once and reused across categories and seeds; only
 //! generated support variants (if any) are embedded per category and seed.
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::embed::{Embedder, Embedding};
 use crate::error::{DetectError, Result};
 use crate::input::InputSpec;
-use crate::metrics::roc_auc;
+use crate::metrics::{average_precision, equal_error_rate, roc_auc};
 use crate::scoring::Scoring;
 use crate::support::{generate, Augmentation};
 
@@ -79,12 +81,17 @@ impl EvalConfig {
         if self.seeds == 0 {
             return Err(bad("seeds", "must be at least 1, is 0".into()));
         }
+        haad_motion::limits::check("seeds", self.seeds, haad_motion::limits::MAX_SEEDS)
+            .map_err(|rule| bad("seeds", rule))?;
         if self.min_frames == 0 {
             return Err(bad("min_frames", "must be at least 1, is 0".into()));
         }
         if !self.many_shot {
             self.scoring
-                .check(self.k * (1 + self.augment_per_clip))
+                .check(
+                    self.k
+                        .saturating_mul(self.augment_per_clip.saturating_add(1)),
+                )
                 .map_err(|e| bad("scoring", e.to_string()))?;
         }
         Ok(ValidEvalConfig(self.clone()))
@@ -102,6 +109,15 @@ pub struct CategoryAuc {
     pub seen: bool,
     /// The AUC of every seed, in seed order.
     pub per_seed: Vec<f64>,
+    /// Mean over seeds of the average precision (area under the precision-recall curve,
+    /// anomalies positive; chance level is the share of anomalies). `None` in results saved
+    /// before it was measured.
+    #[serde(default)]
+    pub ap: Option<f64>,
+    /// Mean over seeds of the equal error rate (where false-alarm and miss rates meet).
+    /// `None` in results saved before it was measured.
+    #[serde(default)]
+    pub eer: Option<f64>,
 }
 
 /// Result of the protocol for one embedder.
@@ -186,6 +202,7 @@ pub fn evaluate(
     let categories: Vec<usize> = test.iter().map(|&i| dataset.clips()[i].category).collect();
 
     let mut aucs = vec![Vec::with_capacity(config.seeds); n_cat];
+    let mut ap_eer = vec![(0.0f64, 0.0f64); n_cat];
     for seed in 0..config.seeds as u64 {
         for (c, auc) in aucs.iter_mut().enumerate() {
             let chosen = if config.many_shot {
@@ -220,12 +237,19 @@ pub fn evaluate(
                 .collect::<Result<Vec<f32>>>()?;
             let anomaly: Vec<bool> = categories.iter().map(|&k| k != c).collect();
             auc.push(roc_auc(&scores, &anomaly)?);
+            ap_eer[c].0 += average_precision(&scores, &anomaly)? / config.seeds as f64;
+            ap_eer[c].1 += equal_error_rate(&scores, &anomaly)? / config.seeds as f64;
             if let Some(p) = progress {
                 p.inc(1);
             }
         }
     }
-    Ok(summarise(dataset, split, embedder.name(), config, aucs))
+    let mut out = summarise(dataset, split, embedder.name(), config, aucs);
+    for ((_, r), (ap, eer)) in out.per_category.iter_mut().zip(ap_eer) {
+        r.ap = Some(ap);
+        r.eer = Some(eer);
+    }
+    Ok(out)
 }
 
 /// Prepares and embeds every clip of the dataset, `[N, E]`; errors name the clip's file.
@@ -274,6 +298,8 @@ fn summarise(
                     std: std(&a),
                     seen: split.is_seen(c),
                     per_seed: a,
+                    ap: None,
+                    eer: None,
                 },
             )
         })
@@ -454,6 +480,51 @@ mod tests {
         let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != c).collect();
         let auc = roc_auc(&scores, &labels).unwrap();
         assert_eq!(ev.per_category[c].1.per_seed[seed as usize], auc);
+    }
+
+    #[test]
+    fn ap_and_eer_are_seed_means_of_a_direct_detector() {
+        let ds = dataset(3, 10, 0.6);
+        let split = Split::new(&ds, 0.5, &[]).unwrap();
+        let cfg = EvalConfig {
+            seeds: 2,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let emb = Embedder::raw_dct();
+        let ev = evaluate(&ds, &split, &emb, &cfg, None, None).unwrap();
+        let test = split.all_test();
+        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
+        for c in 0..3 {
+            let (mut ap, mut eer) = (0.0, 0.0);
+            for seed in 0..2 {
+                let chosen = sample_support(split.train(c), 3, seed).unwrap();
+                let normal: Vec<Motion> = chosen
+                    .iter()
+                    .map(|&i| ds.clips()[i].motion.clone())
+                    .collect();
+                let det = crate::Detector::fit(
+                    emb.clone(),
+                    InputSpec::for_skeleton(ds.skeleton()),
+                    Scoring::MeanDistance,
+                    &normal,
+                    None,
+                )
+                .unwrap();
+                let scores = det.score_batch(&clips).unwrap();
+                let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != c).collect();
+                ap += crate::metrics::average_precision(&scores, &labels).unwrap() / 2.0;
+                eer += crate::metrics::equal_error_rate(&scores, &labels).unwrap() / 2.0;
+            }
+            let r = &ev.per_category[c].1;
+            let (r_ap, r_eer) = (r.ap.unwrap(), r.eer.unwrap());
+            assert!(
+                (r_ap - ap).abs() < 1e-9 && (r_eer - eer).abs() < 1e-9,
+                "{r:?}"
+            );
+            assert!(r_ap > 0.0 && (0.0..=1.0).contains(&r_eer));
+        }
     }
 
     #[test]

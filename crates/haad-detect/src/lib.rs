@@ -9,9 +9,12 @@
 //! The embedding is an [`Embedder`]: the raw-DCT baseline ([`RawDct`]: the prepared clip's
 //! first 10 orthonormal DCT coefficients, flattened) or a learned encoder.
 //!
-//! Also here: exact ROC AUC with ties ([`metrics`]), saving/loading detectors ([`persist`]), the
-//! paper's evaluation protocol ([`eval`]) and its tables and JSON ([`report`]). Figures are
-//! drawn by the `haad-report` crate.
+//! For deployment: sliding-window scores of long recordings and live streams ([`stream`]) and
+//! decision thresholds for a target false-alarm rate ([`calibrate`]).
+//!
+//! Also here: exact ROC AUC with ties, average precision and equal error rate ([`metrics`]),
+//! saving/loading detectors ([`persist`]), the paper's evaluation protocol ([`eval`]) and its
+//! tables and JSON ([`report`]). Figures are drawn by the `haad-report` crate.
 //!
 //! ```
 //! use haad_detect::{Detector, Embedder, InputSpec, Scoring};
@@ -35,6 +38,7 @@
 //! # Ok::<(), haad_detect::DetectError>(())
 //! ```
 
+pub mod calibrate;
 pub mod detector;
 pub mod embed;
 pub mod error;
@@ -44,16 +48,22 @@ pub mod metrics;
 pub mod persist;
 pub mod report;
 pub mod scoring;
+pub mod stream;
 pub mod support;
 pub mod validation;
 
+pub use calibrate::{min_calibration_scores, Calibration, CalibrationSource, Decision};
 pub use detector::Detector;
 pub use embed::{Embedder, Embedding, RawDct, RawDctConfig};
 pub use error::{DetectError, Result};
 pub use eval::{evaluate, CategoryAuc, EvalConfig, Evaluation, ValidEvalConfig};
 pub use input::InputSpec;
-pub use metrics::{roc_auc, roc_curve, RocPoint};
+pub use metrics::{average_precision, equal_error_rate, roc_auc, roc_curve, RocPoint};
 pub use report::{compare, format_table, Comparison, TopLevel};
 pub use scoring::Scoring;
+pub use stream::{
+    score_recording, FrameAggregation, RecordingScores, StreamScorer, Unscored, Window,
+    WindowOutcome,
+};
 pub use support::{Augmentation, SupportSet};
 pub use validation::few_shot_validation_auc;

@@ -1,4 +1,5 @@
-//! ROC AUC (exact, with ties) and ROC curve points for anomaly scores.
+//! ROC AUC (exact, with ties), ROC curve points, average precision and equal error rate for
+//! anomaly scores.
 //!
 //! Convention: `anomaly[i] == true` marks a positive (anomalous) sample, and a higher score
 //! means "more anomalous".
@@ -102,6 +103,55 @@ pub fn roc_curve(scores: &[f32], anomaly: &[bool]) -> Result<Vec<RocPoint>> {
     Ok(points)
 }
 
+/// Average precision (area under the precision-recall curve, step-wise, as scikit-learn's
+/// `average_precision_score`): `sum_k (R_k - R_{k-1}) P_k` over the distinct thresholds in
+/// descending order, tied scores forming one step. Equals the mean, over anomalous samples
+/// `i`, of the precision among samples scoring `>= score_i`. A random ranking gives about the
+/// share of anomalies; a perfect one 1.
+pub fn average_precision(scores: &[f32], anomaly: &[bool]) -> Result<f64> {
+    let (pos, _) = check(scores, anomaly)?;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut ap) = (0usize, 0usize, 0.0f64);
+    let mut start = 0;
+    while start < order.len() {
+        let threshold = scores[order[start]];
+        let mut end = start;
+        let mut new_tp = 0usize;
+        while end < order.len() && scores[order[end]] == threshold {
+            if anomaly[order[end]] {
+                new_tp += 1;
+            } else {
+                fp += 1;
+            }
+            end += 1;
+        }
+        tp += new_tp;
+        if new_tp > 0 {
+            ap += (new_tp as f64 / pos as f64) * (tp as f64 / (tp + fp) as f64);
+        }
+        start = end;
+    }
+    Ok(ap)
+}
+
+/// Equal error rate: the false-alarm rate (FPR) where it equals the miss rate (FNR =
+/// 1 - TPR), on the piecewise-linear ROC curve of [`roc_curve`] (linear interpolation between
+/// the two points where `FPR - FNR` changes sign). 0 for a perfect ranking, 0.5 for chance.
+pub fn equal_error_rate(scores: &[f32], anomaly: &[bool]) -> Result<f64> {
+    let curve = roc_curve(scores, anomaly)?;
+    let gap = |p: &RocPoint| p.fpr - (1.0 - p.tpr);
+    // The first point has gap -1 and the last +1, so a sign change exists.
+    let k = curve
+        .iter()
+        .position(|p| gap(p) >= 0.0)
+        .expect("the last ROC point (1, 1) has FPR - FNR = 1");
+    let (a, b) = (&curve[k - 1], &curve[k]);
+    let (ga, gb) = (gap(a), gap(b));
+    let t = -ga / (gb - ga);
+    Ok(a.fpr + t * (b.fpr - a.fpr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +246,113 @@ mod tests {
                 .sum();
             assert!((area - roc_auc(&s, &y).unwrap()).abs() < 1e-12);
         }
+    }
+
+    /// Mean over anomalies i of the precision among samples scoring >= score_i.
+    fn brute_ap(scores: &[f32], anomaly: &[bool]) -> f64 {
+        let mut sum = 0.0;
+        let mut pos = 0.0;
+        for (i, &a) in anomaly.iter().enumerate() {
+            if a {
+                pos += 1.0;
+                let above: Vec<usize> = (0..scores.len())
+                    .filter(|&j| scores[j] >= scores[i])
+                    .collect();
+                let hits = above.iter().filter(|&&j| anomaly[j]).count();
+                sum += hits as f64 / above.len() as f64;
+            }
+        }
+        sum / pos
+    }
+
+    /// FPR and FNR counted at every threshold "score >= t" (t = each score, and +inf), joined
+    /// by straight lines in ROC space, sampled densely; the sample with the smallest |FPR - FNR|.
+    fn brute_eer(scores: &[f32], anomaly: &[bool]) -> f64 {
+        let mut ts: Vec<f32> = scores.to_vec();
+        ts.push(f32::INFINITY);
+        ts.sort_by(|a, b| b.total_cmp(a));
+        ts.dedup();
+        let rates = |t: f32| {
+            let (mut fp, mut miss, mut neg, mut pos) = (0.0, 0.0, 0.0, 0.0);
+            for (s, &a) in scores.iter().zip(anomaly) {
+                if a {
+                    pos += 1.0;
+                    if *s < t {
+                        miss += 1.0;
+                    }
+                } else {
+                    neg += 1.0;
+                    if *s >= t {
+                        fp += 1.0;
+                    }
+                }
+            }
+            (fp / neg, miss / pos)
+        };
+        let pts: Vec<(f64, f64)> = ts.iter().map(|&t| rates(t)).collect();
+        let mut best = (f64::INFINITY, 0.0);
+        for w in pts.windows(2) {
+            for i in 0..=20_000 {
+                let u = i as f64 / 20_000.0;
+                let fpr = w[0].0 + u * (w[1].0 - w[0].0);
+                let fnr = w[0].1 + u * (w[1].1 - w[0].1);
+                if (fpr - fnr).abs() < best.0 {
+                    best = ((fpr - fnr).abs(), (fpr + fnr) / 2.0);
+                }
+            }
+        }
+        best.1
+    }
+
+    #[test]
+    fn ap_and_eer_match_brute_force_with_ties() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for trial in 0..200 {
+            let n = rng.random_range(2..40);
+            let levels = rng.random_range(1..8);
+            let scores: Vec<f32> = (0..n)
+                .map(|_| rng.random_range(0..levels) as f32 * 0.5)
+                .collect();
+            let mut anomaly: Vec<bool> = (0..n).map(|_| rng.random_bool(0.4)).collect();
+            anomaly[0] = true;
+            anomaly[1] = false;
+            let ap = average_precision(&scores, &anomaly).unwrap();
+            let want = brute_ap(&scores, &anomaly);
+            assert!(
+                (ap - want).abs() < 1e-12,
+                "trial {trial}: AP {ap} vs {want}"
+            );
+            let eer = equal_error_rate(&scores, &anomaly).unwrap();
+            let want = brute_eer(&scores, &anomaly);
+            assert!(
+                (eer - want).abs() < 1e-3,
+                "trial {trial}: EER {eer} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn ap_and_eer_hand_cases() {
+        // Ranking: 0.8 (a), 0.4 (n), 0.35 (a), 0.1 (n): AP = (1/1 + 2/3) / 2.
+        let s = [0.1, 0.4, 0.35, 0.8];
+        let y = [false, false, true, true];
+        assert!((average_precision(&s, &y).unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        // ROC (0,0) (0,.5) (.5,.5) (.5,1) (1,1): FPR = FNR = 0.5 on the flat segment's end.
+        assert!((equal_error_rate(&s, &y).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(average_precision(&[2.0, 1.0], &[true, false]).unwrap(), 1.0);
+        assert_eq!(equal_error_rate(&[2.0, 1.0], &[true, false]).unwrap(), 0.0);
+        assert_eq!(equal_error_rate(&[1.0, 2.0], &[true, false]).unwrap(), 1.0);
+        // All tied: AP is the share of anomalies, EER one half.
+        assert!(
+            (average_precision(&[1.0; 4], &[true, false, false, false]).unwrap() - 0.25).abs()
+                < 1e-12
+        );
+        assert!(
+            (equal_error_rate(&[1.0; 4], &[true, false, false, false]).unwrap() - 0.5).abs()
+                < 1e-12
+        );
+        assert!(average_precision(&[1.0, 2.0], &[true, true]).is_err());
+        assert!(equal_error_rate(&[f32::NAN, 2.0], &[true, false]).is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Layout of `DIR`:
 //! - `detector.json`: format version, embedder kind and its settings, input spec
-//!   (joints, root, min_frames), scoring rule, and the support set's shape and row origins;
+//!   (joints, root, min_frames), scoring rule, the support set's shape and row origins, and
+//!   the decision threshold when calibrated (`calibration`, absent in older folders);
 //! - `support.safetensors`: the support embeddings, tensor `embeddings`, f32 `[M, E]`;
 //! - `encoder/` (encoder detectors only): the encoder as `EncoderModel::save` writes it.
 
@@ -11,9 +12,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use haad_motion::limits::MAX_EMBEDDING_ABS;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::calibrate::Calibration;
 use crate::detector::Detector;
 use crate::embed::{Embedder, RawDctConfig};
 use crate::error::{DetectError, Result};
@@ -32,7 +35,7 @@ pub const ENCODER_DIR: &str = "encoder";
 
 /// Which embedder a saved detector uses, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EmbedderSpec {
     /// The raw-DCT baseline.
     RawDct(RawDctConfig),
@@ -45,6 +48,7 @@ pub enum EmbedderSpec {
 
 /// Shape and row origins of a saved support set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SupportMeta {
     /// M: embeddings (real and generated).
     pub rows: usize,
@@ -58,6 +62,7 @@ pub struct SupportMeta {
 
 /// The content of `detector.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SavedConfig {
     /// [`FORMAT_VERSION`] at the time of saving.
     pub format_version: u32,
@@ -69,6 +74,9 @@ pub struct SavedConfig {
     pub scoring: Scoring,
     /// The support set's shape.
     pub support: SupportMeta,
+    /// The decision threshold, if calibrated (missing in folders saved before thresholds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DetectError + '_ {
@@ -103,6 +111,7 @@ impl Detector {
                 real: s.real(),
                 origin: s.origin().to_vec(),
             },
+            calibration: self.calibration().cloned(),
         };
         let path = dir.join(CONFIG_FILE);
         let json = serde_json::to_string_pretty(&config).map_err(|source| DetectError::Json {
@@ -142,7 +151,7 @@ impl Detector {
             ));
         }
         let embedder = match config.embedder {
-            EmbedderSpec::RawDct(c) => Embedder::RawDct(c.check()?),
+            EmbedderSpec::RawDct(c) => Embedder::RawDct(c.check().map_err(|e| saved(&path, e))?),
             EmbedderSpec::Encoder { dir: sub } => {
                 let sub = Path::new(&sub);
                 if sub.is_absolute()
@@ -183,10 +192,40 @@ impl Detector {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1()?;
+        if let Some(i) = values
+            .iter()
+            .position(|v| !(v.is_finite() && v.abs() <= MAX_EMBEDDING_ABS))
+        {
+            return Err(saved(
+                &spath,
+                format!(
+                    "embedding {} holds {} at column {}: support values must be finite and \
+                     at most {MAX_EMBEDDING_ABS:e} in magnitude (haad_motion::limits)",
+                    i / meta.dim.max(1),
+                    values[i],
+                    i % meta.dim.max(1)
+                ),
+            ));
+        }
         let embeddings = Array2::from_shape_vec((meta.rows, meta.dim), values)
             .expect("tensor shape checked above");
-        let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)?;
-        Detector::new(embedder, config.input, config.scoring, support)
+        let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)
+            .map_err(|e| saved(&path, e))?;
+        let mut detector = Detector::new(embedder, config.input, config.scoring, support)
+            .map_err(|e| saved(&path, e))?;
+        if let Some(c) = &config.calibration {
+            if !(c.threshold.is_finite()
+                && c.target_false_alarm > 0.0
+                && c.target_false_alarm < 1.0)
+            {
+                return Err(saved(
+                    &path,
+                    "calibration needs a finite threshold and a target in (0, 1)",
+                ));
+            }
+        }
+        detector.set_calibration(config.calibration);
+        Ok(detector)
     }
 }
 
@@ -302,6 +341,45 @@ mod tests {
         )
         .unwrap();
         assert_ne!(other, d);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn calibration_round_trips_and_old_folders_load() {
+        let clips = [clip(0.1, 60), clip(0.12, 61), clip(0.14, 62)];
+        let mut d = Detector::fit(
+            Embedder::raw_dct(),
+            InputSpec {
+                joints: 3,
+                root: 0,
+                min_frames: 1,
+            },
+            Scoring::MeanDistance,
+            &clips,
+            None,
+        )
+        .unwrap();
+        let dir = tmp("calibrated");
+        // Saved before calibration: no "calibration" key, as in older folders.
+        d.save(&dir).unwrap();
+        let text = std::fs::read_to_string(dir.join(CONFIG_FILE)).unwrap();
+        assert!(!text.contains("calibration"));
+        assert_eq!(Detector::load(&dir).unwrap().calibration(), None);
+        let normal: Vec<Motion> = (0..9).map(|i| clip(0.11 + 0.003 * i as f32, 60)).collect();
+        d.calibrate(&normal, 0.1).unwrap();
+        d.save(&dir).unwrap();
+        let back = Detector::load(&dir).unwrap();
+        assert_eq!(back, d);
+        assert!(back.calibration().is_some());
+        let cfg = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("\"target_false_alarm\": 0.1", "\"target_false_alarm\": 1.5"),
+        )
+        .unwrap();
+        let err = Detector::load(&dir).unwrap_err().to_string();
+        assert!(err.contains(CONFIG_FILE), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

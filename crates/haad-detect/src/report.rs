@@ -110,6 +110,7 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// A plain-text table: category, seen/unseen, baseline AUC and encoder AUC (mean +- std over
+/// seeds), the top-level evaluation's average precision and equal error rate (means over
 /// seeds), then the means over all, seen and unseen categories.
 pub fn format_table(c: &Comparison) -> String {
     let enc = c.encoder();
@@ -124,22 +125,25 @@ pub fn format_table(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<name_w$}  {:<6}  {:>15}  {:>15}",
-        "category", "split", "baseline AUC", "encoder AUC"
+        "{:<name_w$}  {:<6}  {:>15}  {:>15}  {:>6}  {:>6}",
+        "category", "split", "baseline AUC", "encoder AUC", "AP", "EER"
     );
-    let _ = writeln!(s, "{}", "-".repeat(name_w + 44));
+    let _ = writeln!(s, "{}", "-".repeat(name_w + 60));
     for (i, (name, b)) in c.baseline.per_category.iter().enumerate() {
         let e = enc
             .and_then(|e| e.per_category.get(i))
             .map_or_else(|| "-".to_string(), |(_, r)| cell(r.mean, r.std));
         let split = if b.seen { "seen" } else { "unseen" };
+        let t = &c.top.per_category[i].1;
         let _ = writeln!(
             s,
-            "{name:<name_w$}  {split:<6}  {:>15}  {e:>15}",
-            cell(b.mean, b.std)
+            "{name:<name_w$}  {split:<6}  {:>15}  {e:>15}  {:>6}  {:>6}",
+            cell(b.mean, b.std),
+            opt(t.ap),
+            opt(t.eer)
         );
     }
-    let _ = writeln!(s, "{}", "-".repeat(name_w + 44));
+    let _ = writeln!(s, "{}", "-".repeat(name_w + 60));
     type Pick = fn(&Evaluation) -> Option<f64>;
     let rows: [(&str, Pick); 3] = [
         ("mean (all)", |e| Some(e.mean_auc)),
@@ -175,6 +179,8 @@ mod tests {
                         std: 0.01,
                         seen: i != 0,
                         per_seed: vec![m - 0.01, m + 0.01],
+                        ap: Some(m),
+                        eer: Some(1.0 - m),
                     },
                 )
             })
@@ -258,6 +264,9 @@ mod tests {
         let t = format_table(&c);
         assert!(t.contains("cat0") && t.contains("unseen") && t.contains("0.500 +- 0.010"));
         assert!(t.contains("0.900 +- 0.010"));
+        // AP and EER of the encoder (the test data sets them to m and 1 - m).
+        let cat0 = t.lines().find(|l| l.starts_with("cat0")).unwrap();
+        assert!(cat0.ends_with("0.900   0.100"), "{cat0}");
         let last = t.lines().last().unwrap();
         assert!(
             last.starts_with("mean (unseen)") && last.contains("0.500") && last.contains("0.900")

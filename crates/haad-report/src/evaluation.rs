@@ -60,6 +60,8 @@ mod tests {
                         std: 0.01,
                         seen: i != 0,
                         per_seed: vec![m - 0.01, m + 0.01],
+                        ap: Some(m),
+                        eer: Some(1.0 - m),
                     },
                 )
             })

@@ -18,14 +18,13 @@ use std::time::Instant;
 
 use candle_core::Device;
 use clap::Parser;
-use haad::contrastive::TrainConfig;
-use haad::detect::figures::plot_strips;
+use haad::contrastive::TrainedEncoder;
 use haad::detect::{roc_auc, Augmentation, Detector, Embedder, InputSpec, Scoring};
 use haad::diffusion::DiffusionAugmenter;
-use haad::gcn::EncoderModel;
-use haad::motion::split::{sample_support, Split, DEFAULT_TRAIN_FRACTION};
+use haad::motion::split::{sample_support, Split};
 use haad::motion::{Dataset, Layout};
 use haad::pipeline::clips_at;
+use haad::report::plot_strips;
 use haad::transfer::input_for_encoder;
 
 #[derive(Parser, Debug)]
@@ -67,18 +66,16 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         .encoder
         .clone()
         .unwrap_or_else(|| root.join("models/canonical/encoder"));
-    let encoder = EncoderModel::load(&encoder_dir, &Device::Cpu)?;
-    let trained: TrainConfig = serde_json::from_str(&std::fs::read_to_string(
-        encoder_dir.join("train_config.json"),
-    )?)?;
+    let trained = TrainedEncoder::load(&encoder_dir, &Device::Cpu)?;
     // Categories of a multi-dataset encoder are NAME/category: this data's are bare names.
     let unseen: Vec<String> = trained
+        .config
         .unseen
         .iter()
         .map(|u| u.rsplit('/').next().unwrap_or(u).to_string())
         .filter(|u| data.category_index(u).is_ok())
         .collect();
-    let split = Split::new(&data, DEFAULT_TRAIN_FRACTION, &unseen)?;
+    let split = Split::new(&data, trained.config.train_fraction, &unseen)?;
     let normal = data.category_index(&a.normal)?;
     let chosen = sample_support(split.train(normal), a.k, a.seed)?;
     let support = clips_at(&data, &chosen);
@@ -97,7 +94,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: a.seed,
     });
     let detector = Detector::fit(
-        Embedder::encoder(encoder),
+        Embedder::encoder(trained.model),
         input,
         Scoring::MeanDistance,
         &support,

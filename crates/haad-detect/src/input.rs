@@ -73,35 +73,53 @@ impl InputSpec {
     }
 
     /// Checks `joints >= 1`, `root <` the embedded joints and `min_frames >= 1`, and that a
-    /// canonicalizer is valid and takes `joints` joints.
-    pub fn check(&self) -> Result<()> {
+    /// canonicalizer is valid and takes `joints` joints (errors name the field); returns the
+    /// spec.
+    pub fn check(&self) -> Result<InputSpec> {
         if self.joints == 0 {
-            return Err(DetectError::Config("joints must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "joints",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
         haad_motion::limits::check("joints", self.joints, haad_motion::limits::MAX_JOINTS)
-            .map_err(DetectError::Config)?;
+            .map_err(|rule| DetectError::Config {
+                field: "joints",
+                rule,
+            })?;
         if let Some(c) = &self.canonical {
-            c.check()
-                .map_err(|e| DetectError::Config(format!("canonical: {e}")))?;
+            c.check().map_err(|e| DetectError::Config {
+                field: "canonical",
+                rule: e.to_string(),
+            })?;
             if c.source_joints() != self.joints {
-                return Err(DetectError::Config(format!(
-                    "canonical: the map takes {} joints, the input spec says {}",
-                    c.source_joints(),
-                    self.joints
-                )));
+                return Err(DetectError::Config {
+                    field: "canonical",
+                    rule: format!(
+                        "the map takes {} joints, the input spec says joints = {}",
+                        c.source_joints(),
+                        self.joints
+                    ),
+                });
             }
         }
         if self.root >= self.embedded_joints() {
-            return Err(DetectError::Config(format!(
-                "root joint {} out of range for {} joints",
-                self.root,
-                self.embedded_joints()
-            )));
+            return Err(DetectError::Config {
+                field: "root",
+                rule: format!(
+                    "must be below the embedded joints = {}, is {}",
+                    self.embedded_joints(),
+                    self.root
+                ),
+            });
         }
         if self.min_frames == 0 {
-            return Err(DetectError::Config("min_frames must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "min_frames",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
-        Ok(())
+        Ok(self.clone())
     }
 
     /// Checks a raw clip: joint count, length, and that every coordinate is finite.
@@ -180,7 +198,10 @@ mod tests {
             },
         ];
         for b in bad {
-            assert!(matches!(b.check(), Err(DetectError::Config(_))), "{b:?}");
+            assert!(
+                matches!(b.check(), Err(DetectError::Config { .. })),
+                "{b:?}"
+            );
         }
     }
 
@@ -287,6 +308,12 @@ mod tests {
         let back: InputSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         let wrong = InputSpec { joints: 20, ..s };
-        assert!(matches!(wrong.check(), Err(DetectError::Config(_))));
+        assert!(matches!(
+            wrong.check(),
+            Err(DetectError::Config {
+                field: "canonical",
+                ..
+            })
+        ));
     }
 }

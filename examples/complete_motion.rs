@@ -68,25 +68,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         true,
     )?;
     let secs = start.elapsed().as_secs_f64();
-    println!("| method | ADE | FDE | APD |");
-    println!("|---|---|---|---|");
-    println!(
+    haad::outln!("| method | ADE | FDE | APD |");
+    haad::outln!("|---|---|---|---|");
+    haad::outln!(
         "| diffusion best-of-{} | {:.4} | {:.4} | {:.4} |",
-        report.samples, report.ade, report.fde, report.apd
+        report.samples,
+        report.ade,
+        report.fde,
+        report.apd
     );
-    println!(
+    haad::outln!(
         "| zero velocity | {:.4} | {:.4} | - |",
-        report.zero_velocity.ade, report.zero_velocity.fde
+        report.zero_velocity.ade,
+        report.zero_velocity.fde
     );
-    println!(
+    haad::outln!(
         "{} clips, {} completions each, {secs:.1} s",
-        report.clips, report.samples
+        report.clips,
+        report.samples
     );
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(out) = &args.out {
         std::fs::write(out, &json)?;
     }
-    println!("{json}");
+    haad::outln!("{json}");
     if let Some(dir) = &args.write {
         write_npy(&completions, dir)?;
         let cfg = model.config();

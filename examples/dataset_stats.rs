@@ -59,14 +59,14 @@ fn run(args: Args) -> Result<(), haad::motion::MotionError> {
         let mut json = stats.to_json();
         json["format"] = args.format.name().into();
         json["load_seconds"] = seconds.into();
-        println!("{json}");
+        haad::outln!("{json}");
     } else {
-        println!(
+        haad::outln!(
             "{} ({}), loaded in {seconds:.3} s",
             args.data.display(),
             args.format
         );
-        println!("{stats}");
+        haad::outln!("{stats}");
     }
     Ok(())
 }

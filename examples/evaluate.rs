@@ -94,7 +94,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(&bar),
     )?;
     bar.finish_and_clear();
-    println!(
+    haad::outln!(
         "{} clips, {} categories, {} skipped; K = {}, {} seeds, {:.1} s",
         dataset.clips().len(),
         dataset.categories().len(),
@@ -103,12 +103,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.seeds,
         start.elapsed().as_secs_f64()
     );
-    print!("{}", report::format_table(&comparison));
+    haad::out!("{}", report::format_table(&comparison));
     comparison.write_json(&args.out)?;
-    println!("wrote {}", args.out.display());
+    haad::outln!("wrote {}", args.out.display());
     if let Some(plot) = args.plot {
         report::plot_auc_bars(&comparison, &plot)?;
-        println!("wrote {}", plot.display());
+        haad::outln!("wrote {}", plot.display());
     }
     Ok(())
 }

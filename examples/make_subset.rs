@@ -55,7 +55,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     cut.save(&a.out)?;
     let bytes = std::fs::metadata(&a.out)?.len();
-    println!("{}", DatasetStats::of(&cut));
-    println!("wrote {} ({bytes} bytes)", a.out.display());
+    haad::outln!("{}", DatasetStats::of(&cut));
+    haad::outln!("wrote {} ({bytes} bytes)", a.out.display());
     Ok(())
 }

@@ -159,8 +159,8 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
-    print!("{text}");
-    println!(
+    haad::out!("{text}");
+    haad::outln!(
         "{:?} done in {:.1} s; results in {}",
         a.experiment,
         start.elapsed().as_secs_f64(),

@@ -102,7 +102,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let auc_baseline = roc_auc(&baseline.score_batch(&clips)?, &anomaly)?;
 
     let seen = |c: usize| if split.is_seen(c) { "seen" } else { "unseen" };
-    println!(
+    haad::outln!(
         "normal: {} ({} content, {} real clips + {} generated each; support {:?})",
         a.normal,
         seen(normal),
@@ -115,13 +115,16 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut order: Vec<usize> = (0..test.len()).collect();
     order.sort_by(|&x, &y| scores[x].total_cmp(&scores[y]));
-    println!(
+    haad::outln!(
         "\n{:>4}  {:>7}  {:<22} {:<7} clip",
-        "rank", "score", "content", ""
+        "rank",
+        "score",
+        "content",
+        ""
     );
     for (rank, &i) in order.iter().enumerate() {
         let clip = &data.clips()[test[i]];
-        println!(
+        haad::outln!(
             "{:>4}  {:>7.3}  {:<22} {:<7} {}",
             rank + 1,
             scores[i],
@@ -130,7 +133,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             clip.source.display()
         );
     }
-    println!(
+    haad::outln!(
         "\nROC AUC {auc:.3} over {} held-out clips ({} normal); the raw-DCT baseline on the same \
          support: {auc_baseline:.3}",
         test.len(),
@@ -168,7 +171,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         &by_content,
         Some(normal),
     )?;
-    println!(
+    haad::outln!(
         "wrote {} ({:.1} s in all)",
         picture.display(),
         start.elapsed().as_secs_f64()

@@ -115,12 +115,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let (trainer, records) = fit(&cfg, &clips, ds.skeleton().root(), &opts, &Device::Cpu)?;
     let secs = start.elapsed().as_secs_f64();
-    println!("| epoch | steps | learning rate | loss | seconds |");
-    println!("|---|---|---|---|---|");
+    haad::outln!("| epoch | steps | learning rate | loss | seconds |");
+    haad::outln!("|---|---|---|---|---|");
     for r in &records {
-        println!(
+        haad::outln!(
             "| {} | {} | {:.2e} | {:.4} | {:.1} |",
-            r.epoch, r.steps, r.learning_rate, r.loss, r.seconds
+            r.epoch,
+            r.steps,
+            r.learning_rate,
+            r.loss,
+            r.seconds
         );
     }
     let summary = serde_json::json!({
@@ -135,6 +139,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
-    println!("{summary}");
+    haad::outln!("{summary}");
     Ok(())
 }

@@ -224,17 +224,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &Device::Cpu,
     )?;
     let seconds = start.elapsed().as_secs_f64();
-    println!("{}", format_log_table(&outcome.log, 10));
+    haad::outln!("{}", format_log_table(&outcome.log, 10));
     plot_log(&outcome.log, &a.out.join("loss.svg"))?;
     if let Some((best, dir)) = &outcome.best {
-        println!(
+        haad::outln!(
             "best validation AUC {:.4} at epoch {} (encoder in {})",
             best.score,
             best.epoch,
             dir.display()
         );
     }
-    println!(
+    haad::outln!(
         "trained {} epochs in {seconds:.1} s; encoder in {}; log in {}; plot in {}",
         outcome.log.len(),
         outcome.last_dir.display(),

@@ -20,6 +20,7 @@ pub mod deploy;
 pub mod error;
 pub mod paper;
 pub mod pipeline;
+pub mod stdout;
 
 pub use error::{HaadError, Result};
 pub use haad_contrastive as contrastive;

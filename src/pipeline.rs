@@ -30,6 +30,8 @@ pub fn clips_at(dataset: &Dataset, indices: &[usize]) -> Vec<Motion> {
 /// (`sample_support(split.train(c), k, seed)` for every category c and seed in `0..seeds`),
 /// in first-drawn order without repeats: what a generator must cover to enlarge those supports.
 pub fn support_clips(split: &Split, k: usize, seeds: usize) -> Result<Vec<usize>> {
+    haad_motion::limits::check("seeds", seeds, haad_motion::limits::MAX_SEEDS)
+        .map_err(crate::HaadError::InvalidArgument)?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for seed in 0..seeds as u64 {

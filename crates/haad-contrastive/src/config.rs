@@ -12,7 +12,7 @@ use crate::optim::OptimizerKind;
 
 /// Hyper-parameters of contrastive encoder training. Saved as JSON beside every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// The encoder. Its `joints` is set from the training data by [`crate::train`].
     pub encoder: EncoderConfig,

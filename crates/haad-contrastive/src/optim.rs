@@ -138,7 +138,12 @@ impl Adam {
             .first()
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
-        let map = candle_core::safetensors::load(path, &device)?;
+        let map = candle_core::safetensors::load(path, &device).map_err(|e| {
+            ContrastiveError::Resume {
+                path: path.to_path_buf(),
+                reason: format!("cannot read the optimiser state: {e}"),
+            }
+        })?;
         for (i, (name, var)) in self.vars.iter().enumerate() {
             for (prefix, slot) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
                 let key = format!("{prefix}.{name}");
@@ -286,6 +291,14 @@ mod tests {
         let mut oc =
             Adam::new(vec![("w".into(), wrong)], params(OptimizerKind::AdamW, 0.1)).unwrap();
         assert!(oc.load_moments(&dir.join("opt.safetensors"), 1).is_err());
+        // A truncated file: the error names it (it said `header too small` alone).
+        let bytes = std::fs::read(dir.join("opt.safetensors")).unwrap();
+        std::fs::write(dir.join("opt.safetensors"), &bytes[..4]).unwrap();
+        let err = ob
+            .load_moments(&dir.join("opt.safetensors"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("opt.safetensors"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -36,7 +36,7 @@ pub trait Embedding {
 
 /// Hyper-parameters of the raw-DCT baseline (no learning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawDctConfig {
     /// T: frames of the prepared clip (the method's 60).
     pub frames: usize,

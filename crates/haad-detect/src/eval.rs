@@ -77,11 +77,16 @@ impl EvalConfig {
         if self.seeds == 0 {
             return Err(DetectError::Config("seeds must be at least 1".into()));
         }
+        haad_motion::limits::check("seeds", self.seeds, haad_motion::limits::MAX_SEEDS)
+            .map_err(DetectError::Config)?;
         if self.min_frames == 0 {
             return Err(DetectError::Config("min_frames must be at least 1".into()));
         }
         if !self.many_shot {
-            self.scoring.check(self.k * (1 + self.augment_per_clip))?;
+            self.scoring.check(
+                self.k
+                    .saturating_mul(self.augment_per_clip.saturating_add(1)),
+            )?;
         }
         Ok(ValidEvalConfig(self.clone()))
     }

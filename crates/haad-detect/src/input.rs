@@ -17,6 +17,7 @@ use crate::error::{DetectError, Result};
 /// method accepts) lets a service refuse clips too short to say anything, e.g. `min_frames = 30`
 /// for half of the 60-frame window; shorter clips then give [`DetectError::TooFewFrames`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InputSpec {
     /// J: joints of every clip.
     pub joints: usize,
@@ -47,6 +48,8 @@ impl InputSpec {
         if self.joints == 0 {
             return Err(DetectError::Config("joints must be at least 1".into()));
         }
+        haad_motion::limits::check("joints", self.joints, haad_motion::limits::MAX_JOINTS)
+            .map_err(DetectError::Config)?;
         if self.root >= self.joints {
             return Err(DetectError::Config(format!(
                 "root joint {} out of range for {} joints",

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use haad_motion::limits::MAX_EMBEDDING_ABS;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,7 @@ pub const ENCODER_DIR: &str = "encoder";
 
 /// Which embedder a saved detector uses, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EmbedderSpec {
     /// The raw-DCT baseline.
     RawDct(RawDctConfig),
@@ -47,6 +48,7 @@ pub enum EmbedderSpec {
 
 /// Shape and row origins of a saved support set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SupportMeta {
     /// M: embeddings (real and generated).
     pub rows: usize,
@@ -60,6 +62,7 @@ pub struct SupportMeta {
 
 /// The content of `detector.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SavedConfig {
     /// [`FORMAT_VERSION`] at the time of saving.
     pub format_version: u32,
@@ -148,7 +151,7 @@ impl Detector {
             ));
         }
         let embedder = match config.embedder {
-            EmbedderSpec::RawDct(c) => Embedder::RawDct(c.check()?),
+            EmbedderSpec::RawDct(c) => Embedder::RawDct(c.check().map_err(|e| saved(&path, e))?),
             EmbedderSpec::Encoder { dir: sub } => {
                 let sub = Path::new(&sub);
                 if sub.is_absolute()
@@ -189,10 +192,27 @@ impl Detector {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1()?;
+        if let Some(i) = values
+            .iter()
+            .position(|v| !(v.is_finite() && v.abs() <= MAX_EMBEDDING_ABS))
+        {
+            return Err(saved(
+                &spath,
+                format!(
+                    "embedding {} holds {} at column {}: support values must be finite and \
+                     at most {MAX_EMBEDDING_ABS:e} in magnitude (haad_motion::limits)",
+                    i / meta.dim.max(1),
+                    values[i],
+                    i % meta.dim.max(1)
+                ),
+            ));
+        }
         let embeddings = Array2::from_shape_vec((meta.rows, meta.dim), values)
             .expect("tensor shape checked above");
-        let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)?;
-        let mut detector = Detector::new(embedder, config.input, config.scoring, support)?;
+        let support = SupportSet::from_parts(embeddings, meta.origin.clone(), meta.real)
+            .map_err(|e| saved(&path, e))?;
+        let mut detector = Detector::new(embedder, config.input, config.scoring, support)
+            .map_err(|e| saved(&path, e))?;
         if let Some(c) = &config.calibration {
             if !(c.threshold.is_finite()
                 && c.target_false_alarm > 0.0

@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::str::FromStr;
 
 use haad_motion::augment::Axis3;
+use haad_motion::limits;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DiffusionError, Result};
@@ -193,6 +194,19 @@ impl DiffusionConfig {
         if self.joints == 0 {
             return bad("joints", "need at least one joint".into());
         }
+        let within = |field, value, limit| {
+            limits::check(field, value, limit)
+                .map_err(|message| DiffusionError::Config { field, message })
+        };
+        within("joints", self.joints, limits::MAX_JOINTS)?;
+        within("frames", self.frames, limits::MAX_CLIP_FRAMES)?;
+        within("d_model", self.d_model, limits::MAX_WIDTH)?;
+        within("layers", self.layers, limits::MAX_LAYERS)?;
+        within(
+            "diffusion_steps",
+            self.diffusion_steps,
+            limits::MAX_DIFFUSION_STEPS,
+        )?;
         if self.frames < 2 {
             return bad(
                 "frames",

@@ -1,6 +1,7 @@
 //! [`DiffusionModel`]: a denoiser with its configuration, noise schedule and DCT basis; saving
 //! and loading (`config.json` + `model.safetensors`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -18,6 +19,14 @@ use crate::schedule::NoiseSchedule;
 pub const CONFIG_FILE: &str = "config.json";
 /// The weights file of a saved model (safetensors).
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Reads a safetensors file of weights, naming it in every error.
+fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(path, device).map_err(|source| DiffusionError::Weights {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// A denoiser eps_theta with everything needed to train and sample it.
 pub struct DiffusionModel {
@@ -60,21 +69,40 @@ impl DiffusionModel {
         })?;
         let cfg: DiffusionConfig =
             serde_json::from_str(&text).map_err(|source| DiffusionError::Json {
-                path: cfg_path,
+                path: cfg_path.clone(),
                 source,
             })?;
-        let mut model = Self::new(&cfg.check()?, 0, device)?;
-        model.load_weights(&dir.join(WEIGHTS_FILE))?;
+        let cfg = cfg.check().map_err(|e| DiffusionError::Weights {
+            path: cfg_path.clone(),
+            source: candle_core::Error::Msg(e.to_string()),
+        })?;
+        let path = dir.join(WEIGHTS_FILE);
+        let tensors = read_weights(&path, device)?;
+        // Every weight the config asks for must be in the file, with its shape, before the
+        // model is built: its size is then bounded by the file's, not by the config's numbers.
+        let check = VarBuilder::from_tensors(tensors.clone(), DType::F32, device);
+        Denoiser::new(&cfg, check).map_err(|e| DiffusionError::Weights {
+            path: path.clone(),
+            source: candle_core::Error::Msg(format!("does not fit {CONFIG_FILE}: {e}")),
+        })?;
+        let mut model = Self::new(&cfg, 0, device)?;
+        model.set_weights(&tensors, &path)?;
         Ok(model)
     }
 
     /// Replaces every weight with the one of the same name in a safetensors file.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let tensors = read_weights(path, &self.device)?;
+        self.set_weights(&tensors, path)
+    }
+
+    /// Replaces every weight with the one of the same name in `tensors` (read from `path`):
+    /// each must be there, with the variable's shape and only finite values.
+    fn set_weights(&mut self, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
         let wrap = |source| DiffusionError::Weights {
             path: path.to_path_buf(),
             source,
         };
-        let tensors = candle_core::safetensors::load(path, &self.device).map_err(wrap)?;
         let data =
             self.varmap.data().lock().map_err(|_| {
                 DiffusionError::InvalidArgument("variable map lock poisoned".into())
@@ -90,8 +118,14 @@ impl DiffusionModel {
                     var.dims()
                 ))));
             }
-            var.set(&t.to_dtype(DType::F32).map_err(wrap)?)
-                .map_err(wrap)?;
+            let t = t.to_dtype(DType::F32).map_err(wrap)?;
+            let values = t.flatten_all().and_then(|v| v.to_vec1::<f32>());
+            if let Some(v) = values.map_err(wrap)?.into_iter().find(|v| !v.is_finite()) {
+                return Err(wrap(candle_core::Error::Msg(format!(
+                    "tensor {name} holds a non-finite value ({v})"
+                ))));
+            }
+            var.set(&t).map_err(wrap)?;
         }
         Ok(())
     }

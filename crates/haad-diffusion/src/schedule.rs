@@ -9,7 +9,7 @@ pub const MAX_BETA: f64 = 0.999;
 
 /// How alpha-bar(t) falls from 1 to about 0 over T steps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Schedule {
     /// Cosine schedule (Nichol and Dhariwal 2021): f(t) = cos^2(((t / T + s) / (1 + s)) pi / 2),
     /// alpha-bar(t) = f(t) / f(0), betas `1 - ab(t) / ab(t - 1)` clipped to [`MAX_BETA`].

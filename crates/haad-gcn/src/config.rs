@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 
+use haad_motion::limits;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{GcnError, Result};
@@ -38,7 +39,7 @@ pub enum EmbeddingLayer {
 /// Hyper-parameters of the Res-GCN encoder. `Default` gives the paper's values (with `J = 20`,
 /// MSR Action3D's joint count: set `joints` from the data).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EncoderConfig {
     /// `J`, the number of joints (graph nodes) of the skeleton; comes from the data.
     pub joints: usize,
@@ -82,14 +83,21 @@ fn reject(field: &'static str, message: String) -> Result<ValidEncoderConfig> {
 impl EncoderConfig {
     /// Checks every rule and returns the config as a [`ValidEncoderConfig`].
     ///
-    /// Rules: `joints`, `frames`, `dct_coefficients` and `hidden` are at least 1;
+    /// Rules: `joints`, `frames`, `dct_coefficients` and `hidden` are at least 1; `joints`,
+    /// `frames`, `hidden` and `blocks` are within [`haad_motion::limits`];
     /// `dct_coefficients <= frames`; `dropout` is finite and in `[0, 1)`. `blocks = 0` is valid.
     pub fn check(&self) -> Result<ValidEncoderConfig> {
         if self.joints == 0 {
             return reject("joints", "must be at least 1, got 0".into());
         }
+        if let Err(m) = limits::check("joints", self.joints, limits::MAX_JOINTS) {
+            return reject("joints", m);
+        }
         if self.frames == 0 {
             return reject("frames", "must be at least 1, got 0".into());
+        }
+        if let Err(m) = limits::check("frames", self.frames, limits::MAX_CLIP_FRAMES) {
+            return reject("frames", m);
         }
         if self.dct_coefficients == 0 {
             return reject("dct_coefficients", "must be at least 1, got 0".into());
@@ -105,6 +113,12 @@ impl EncoderConfig {
         }
         if self.hidden == 0 {
             return reject("hidden", "must be at least 1, got 0".into());
+        }
+        if let Err(m) = limits::check("hidden", self.hidden, limits::MAX_WIDTH) {
+            return reject("hidden", m);
+        }
+        if let Err(m) = limits::check("blocks", self.blocks, limits::MAX_LAYERS) {
+            return reject("blocks", m);
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return reject(
@@ -214,6 +228,38 @@ mod tests {
             ..Default::default()
         };
         assert!(ok.check().is_ok());
+    }
+
+    #[test]
+    fn rejects_sizes_above_the_limits() {
+        let c = EncoderConfig {
+            joints: limits::MAX_JOINTS + 1,
+            ..Default::default()
+        };
+        assert_eq!(field_of(c), "joints");
+        let c = EncoderConfig {
+            frames: limits::MAX_CLIP_FRAMES + 1,
+            ..Default::default()
+        };
+        assert_eq!(field_of(c), "frames");
+        let c = EncoderConfig {
+            hidden: limits::MAX_WIDTH + 1,
+            ..Default::default()
+        };
+        assert_eq!(field_of(c), "hidden");
+        let c = EncoderConfig {
+            blocks: limits::MAX_LAYERS + 1,
+            ..Default::default()
+        };
+        assert_eq!(field_of(c), "blocks");
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let err = serde_json::from_str::<EncoderConfig>(r#"{"joints": 22, "hiden": 3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hiden"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,18 @@ pub enum GcnError {
         /// What is wrong in it.
         message: String,
     },
+    /// A file was read but what it holds breaks a rule: a config out of range, a non-finite
+    /// weight.
+    #[error("{path}: {message}")]
+    InvalidFile {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong in it.
+        message: String,
+    },
+    /// The encoder's output is not finite or beyond the embedding limit.
+    #[error("non-finite output: {0}")]
+    NonFinite(String),
     /// A file could not be read, written or created.
     #[error("{path}: {source}")]
     Io {

@@ -138,7 +138,15 @@ impl EncoderModel {
                         t.dims()
                     )));
                 }
-                let t = t.to_dtype(DType::F32)?.to_device(device)?;
+                let t = t.to_dtype(DType::F32)?;
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(bad(format!(
+                        "tensor {name} holds a non-finite value ({}) at flat index {i}",
+                        values[i]
+                    )));
+                }
+                let t = t.to_device(device)?;
                 data.insert(name, Var::from_tensor(&t)?);
             }
         }
@@ -198,10 +206,13 @@ impl EncoderModel {
         })?;
         let config: EncoderConfig =
             serde_json::from_str(&text).map_err(|source| GcnError::Json {
-                path: cfg_path,
+                path: cfg_path.clone(),
                 source,
             })?;
-        let config = config.check()?;
+        let config = config.check().map_err(|e| GcnError::InvalidFile {
+            path: cfg_path.clone(),
+            message: e.to_string(),
+        })?;
         let path = dir.join(WEIGHTS_FILE);
         if !path.exists() {
             return Err(GcnError::Io {
@@ -241,7 +252,9 @@ impl EncoderModel {
     }
 
     /// Eval-mode embeddings of prepared clips, `[B, E]` (batched [`EMBED_BATCH`] at a time).
-    /// Every clip must have the config's `T` frames and `J` joints; errors name the clip.
+    /// Every clip must have the config's `T` frames and `J` joints; errors name the clip. An
+    /// embedding value that is not finite or beyond
+    /// [`MAX_EMBEDDING_ABS`](haad_motion::limits::MAX_EMBEDDING_ABS) is an error.
     pub fn embed(&self, clips: &[Motion]) -> Result<Array2<f32>> {
         let (t, j) = (self.config.frames, self.config.joints);
         for (i, clip) in clips.iter().enumerate() {
@@ -259,6 +272,20 @@ impl EncoderModel {
             let xs = batch_tensor(chunk, self.device())?;
             let emb = self.encoder.forward_t(&xs, false)?;
             out.extend(emb.flatten_all()?.to_vec1::<f32>()?);
+        }
+        // Finite weights can still overflow (a weight of 1e38 in a damaged file): an embedding
+        // the scorer cannot use is an error, not a silent score of inf or NaN.
+        let limit = haad_motion::limits::MAX_EMBEDDING_ABS;
+        if let Some(i) = out
+            .iter()
+            .position(|v| !(v.is_finite() && v.abs() <= limit))
+        {
+            return Err(GcnError::NonFinite(format!(
+                "embedding of clip {} holds {} (beyond {limit:e}): the weights or the input \
+                 overflow",
+                i / e.max(1),
+                out[i]
+            )));
         }
         Array2::from_shape_vec((clips.len(), e), out).map_err(|err| GcnError::Shape {
             what: "embeddings".into(),

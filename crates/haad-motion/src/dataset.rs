@@ -47,8 +47,9 @@ impl Dataset {
         clips: Vec<Clip>,
         skipped: Vec<Skipped>,
     ) -> Result<Self> {
-        for (i, name) in categories.iter().enumerate() {
-            if categories[..i].contains(name) {
+        let mut seen = std::collections::HashSet::with_capacity(categories.len());
+        for name in &categories {
+            if !seen.insert(name.as_str()) {
                 return Err(MotionError::InvalidArgument(format!(
                     "category name {name:?} appears twice"
                 )));

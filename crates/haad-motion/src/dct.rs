@@ -32,12 +32,16 @@ pub struct DctBasis {
 impl DctBasis {
     /// Basis for clips of `frames` (N) frames keeping `coefficients` (K) coefficients,
     /// `1 <= K <= N`.
+    /// `N` is at most [`MAX_CLIP_FRAMES`](crate::limits::MAX_CLIP_FRAMES) (the full `N x N`
+    /// matrix is built).
     pub fn new(frames: usize, coefficients: usize) -> Result<Self> {
         if frames == 0 || coefficients == 0 || coefficients > frames {
             return Err(MotionError::InvalidArgument(format!(
                 "DCT needs 1 <= coefficients <= frames, got {coefficients} coefficients for {frames} frames"
             )));
         }
+        crate::limits::check("DCT frames", frames, crate::limits::MAX_CLIP_FRAMES)
+            .map_err(MotionError::InvalidArgument)?;
         let d = dct_matrix(frames);
         let analysis = d.slice(ndarray::s![..coefficients, ..]).mapv(|v| v as f32);
         Ok(Self { analysis })
@@ -169,6 +173,8 @@ mod tests {
         assert!(DctBasis::new(0, 0).is_err());
         assert!(DctBasis::new(10, 0).is_err());
         assert!(DctBasis::new(10, 11).is_err());
+        let err = DctBasis::new(usize::MAX / 2, 10).unwrap_err().to_string();
+        assert!(err.contains("limit"), "{err}");
         let b = DctBasis::new(10, 3).unwrap();
         let m = Motion::new(Array3::zeros((9, 2, 3)), None).unwrap();
         assert!(b.forward(&m).is_err());

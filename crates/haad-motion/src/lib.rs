@@ -26,6 +26,7 @@ pub mod dataset;
 pub mod dct;
 pub mod error;
 pub mod io;
+pub mod limits;
 pub mod motion;
 pub mod pool;
 pub mod preprocess;

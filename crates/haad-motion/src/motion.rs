@@ -128,6 +128,7 @@ pub struct Skeleton {
 
 /// The serialised fields of a [`Skeleton`], checked by `Skeleton::new` when deserialising.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SkeletonParts {
     names: Vec<String>,
     parents: Vec<Option<usize>>,
@@ -159,6 +160,8 @@ impl Skeleton {
             });
         }
         let j = names.len();
+        crate::limits::check("joint count", j, crate::limits::MAX_JOINTS)
+            .map_err(MotionError::InvalidArgument)?;
         for (i, p) in parents.iter().enumerate() {
             if let Some(p) = *p {
                 if p >= j {
@@ -168,19 +171,20 @@ impl Skeleton {
                     )));
                 }
             }
-            // Walk up at most j steps: a longer walk means a cycle.
-            let mut at = i;
-            let mut steps = 0;
-            while let Some(p) = parents[at] {
-                at = p;
-                steps += 1;
-                if steps > j {
-                    return Err(MotionError::InvalidArgument(format!(
-                        "joint {i} ({}) lies on a parent cycle",
-                        names[i]
-                    )));
-                }
+        }
+        // No cycles: every joint is reached from a tree root through child lists (linear in J;
+        // a joint on a cycle, or below one, is never reached).
+        let order = breadth_first_order(&parents);
+        if order.len() != j {
+            let mut seen = vec![false; j];
+            for &k in &order {
+                seen[k] = true;
             }
+            let i = seen.iter().position(|&s| !s).unwrap_or(0);
+            return Err(MotionError::InvalidArgument(format!(
+                "joint {i} ({}) lies on or below a parent cycle",
+                names[i]
+            )));
         }
         if root >= names.len() {
             return Err(MotionError::InvalidArgument(format!(
@@ -236,16 +240,7 @@ impl Skeleton {
     /// order, then their children level by level, each level in index order. Every parent
     /// comes before its children in this order.
     pub fn breadth_first(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.joints())
-            .filter(|&i| self.parents[i].is_none())
-            .collect();
-        let mut next = 0;
-        while next < order.len() {
-            let p = order[next];
-            order.extend((0..self.joints()).filter(|&c| self.parents[c] == Some(p)));
-            next += 1;
-        }
-        order
+        breadth_first_order(&self.parents)
     }
 
     /// Bone list (child, parent) for drawing stick figures.
@@ -256,6 +251,36 @@ impl Skeleton {
             .filter_map(|(c, p)| p.map(|p| (c, p)))
             .collect()
     }
+}
+
+/// Breadth-first order of a parent table (see [`Skeleton::breadth_first`]), in time linear in
+/// the joint count. Joints on or below a parent cycle are not in it.
+fn breadth_first_order(parents: &[Option<usize>]) -> Vec<usize> {
+    let j = parents.len();
+    // Children of each joint in index order, as one flat list (counting sort by parent).
+    let mut start = vec![0usize; j + 1];
+    for p in parents.iter().flatten() {
+        start[p + 1] += 1;
+    }
+    for k in 0..j {
+        start[k + 1] += start[k];
+    }
+    let mut fill = start.clone();
+    let mut children = vec![0usize; start[j]];
+    for (c, p) in parents.iter().enumerate() {
+        if let Some(p) = *p {
+            children[fill[p]] = c;
+            fill[p] += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..j).filter(|&i| parents[i].is_none()).collect();
+    let mut next = 0;
+    while next < order.len() {
+        let p = order[next];
+        order.extend_from_slice(&children[start[p]..start[p + 1]]);
+        next += 1;
+    }
+    order
 }
 
 #[cfg(test)]

@@ -59,15 +59,25 @@ struct Labels {
     style: usize,
 }
 
-/// Non-empty trimmed lines of a label file.
+/// Non-empty trimmed lines of a label file; a name given twice is an error naming both lines.
 fn read_labels(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let mut names = Vec::new();
+    let mut first_line = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(first) = first_line.insert(name, i + 1) {
+            return Err(parse_error(
+                path,
+                i + 1,
+                format!("label {name:?} is already on line {first}"),
+            ));
+        }
+        names.push(name.to_string());
+    }
     if names.is_empty() {
         return Err(parse_error(path, 0, "no label names"));
     }

@@ -18,6 +18,9 @@ use ndarray::Array3;
 
 use crate::error::Result;
 use crate::io::{io_error, parse_error};
+use crate::limits::{
+    check, MAX_CHANNELS, MAX_FPS, MAX_FRAMES, MAX_JOINTS, MAX_JOINT_CHANNELS, MAX_VALUES,
+};
 use crate::motion::Motion;
 
 /// One channel of a BVH joint.
@@ -143,9 +146,17 @@ impl<'a> Parser<'a, '_> {
         Ok(o)
     }
 
-    /// Parses `name { OFFSET .. CHANNELS .. children }` after `ROOT` / `JOINT`.
-    fn joint(&mut self, parent: Option<usize>) -> Result<()> {
-        let (_, name) = self.next("a joint name")?;
+    /// Parses `name { OFFSET .. CHANNELS ..` after `ROOT` / `JOINT` and adds the joint;
+    /// returns its index, name and the line of its `{`.
+    fn joint_header(&mut self, parent: Option<usize>) -> Result<(usize, &'a str, usize)> {
+        let (line, name) = self.next("a joint name")?;
+        if self.joints.len() >= MAX_JOINTS {
+            return Err(parse_error(
+                self.path,
+                line,
+                format!("more than {MAX_JOINTS} joints (haad_motion::limits::MAX_JOINTS)"),
+            ));
+        }
         let context = format!("in joint {name}");
         let open = self.expect("{", &format!("opening joint {name}"))?;
         let offset = self.offset(&context)?;
@@ -165,6 +176,11 @@ impl<'a> Parser<'a, '_> {
                 format!("channel count is not a number: `{count}`"),
             )
         })?;
+        check("channel count", count, MAX_JOINT_CHANNELS)
+            .map_err(|m| parse_error(self.path, line, format!("{m} {context}")))?;
+        let total = self.channels + count;
+        check("total channel count", total, MAX_CHANNELS)
+            .map_err(|m| parse_error(self.path, line, format!("{m} {context}")))?;
         let mut channels = Vec::with_capacity(count);
         for _ in 0..count {
             let (line, tok) = self.next("a channel name")?;
@@ -184,14 +200,26 @@ impl<'a> Parser<'a, '_> {
             first_channel: self.channels,
             channels,
         });
-        self.channels += count;
-        loop {
+        self.channels = total;
+        Ok((index, name, open))
+    }
+
+    /// Parses a whole `ROOT` tree after the `ROOT` keyword, without recursion: the open joints
+    /// are kept on an explicit stack, so nesting depth costs heap, not call stack.
+    fn root(&mut self) -> Result<()> {
+        let mut open = vec![self.joint_header(None)?];
+        while let Some(&(index, name, open_line)) = open.last() {
             let (line, tok) = self.next(&format!(
-                "`}}` closing joint {name} (opened at line {open})"
+                "`}}` closing joint {name} (opened at line {open_line})"
             ))?;
             match tok {
-                "}" => return Ok(()),
-                "JOINT" => self.joint(Some(index))?,
+                "}" => {
+                    open.pop();
+                }
+                "JOINT" => {
+                    let child = self.joint_header(Some(index))?;
+                    open.push(child);
+                }
                 "End" => {
                     self.expect("Site", "after `End`")?;
                     self.expect("{", "opening End Site")?;
@@ -204,12 +232,13 @@ impl<'a> Parser<'a, '_> {
                         line,
                         format!(
                             "expected `JOINT`, `End Site` or `}}` closing joint {name} \
-                             (opened at line {open}), found `{other}`"
+                             (opened at line {open_line}), found `{other}`"
                         ),
                     ))
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -241,7 +270,7 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
                 format!("expected `ROOT` or `MOTION`, found `{tok}`"),
             ));
         }
-        p.joint(None)?;
+        p.root()?;
     }
     if p.joints.is_empty() {
         return Err(parse_error(
@@ -278,15 +307,21 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
             format!("frame time: not a number: {ft:?}"),
         )
     })?;
-    if !(frame_time.is_finite() && frame_time > 0.0) {
+    check("frame count", frames, MAX_FRAMES).map_err(|m| parse_error(path, motion_line + 2, m))?;
+    if !(frame_time.is_finite() && frame_time >= 1.0 / MAX_FPS) {
         return Err(parse_error(
             path,
             motion_line + 3,
-            format!("frame time must be positive, got {frame_time}"),
+            format!(
+                "frame time must be at least 1 / {MAX_FPS} s (haad_motion::limits::MAX_FPS), \
+                 got {frame_time}"
+            ),
         ));
     }
 
-    let mut values = Vec::with_capacity(frames * channels);
+    // Never more frames than the file has lines left: the announced count is not trusted.
+    let present = frames.min(lines.len().saturating_sub(motion_line + 3));
+    let mut values = Vec::with_capacity(present.saturating_mul(channels));
     let mut found = 0;
     for (i, line) in lines.iter().enumerate().skip(motion_line + 3) {
         let line_no = i + 1;
@@ -324,6 +359,11 @@ pub fn parse_bvh(text: &str, path: &Path) -> Result<Bvh> {
             format!("truncated file: `Frames:` announces {frames} frames, found {found}"),
         ));
     }
+    // Forward kinematics writes frames x joints x 3 positions: bound them too (joints
+    // without channels cost no bytes in a frame line).
+    let positions = frames.saturating_mul(joints.len() * 3);
+    check("frames x joints x 3 =", positions, MAX_VALUES)
+        .map_err(|m| parse_error(path, motion_line + 2, m))?;
     Ok(Bvh {
         joints,
         frame_time,

@@ -41,7 +41,12 @@ impl BvhSet {
                 }
             }
         }
-        let Some(motion) = bvh.positions()? else {
+        let positions = bvh.positions().map_err(|e| MotionError::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        let Some(motion) = positions else {
             self.skipped.push(Skipped {
                 path: path.to_path_buf(),
                 reason: "no frames (`Frames: 0`)".into(),

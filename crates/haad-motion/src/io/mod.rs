@@ -2,7 +2,8 @@
 //!
 //! Every loader returns a [`Dataset`] or an error that names the file (and the
 //! line or record) at fault; none panics on a bad file. A clip that parses but cannot be used
-//! (no frames, every coordinate zero, a NaN or infinite coordinate) is not loaded: it is listed
+//! (no frames, every coordinate zero, a NaN or infinite coordinate, or one beyond
+//! [`MAX_COORDINATE_ABS`](crate::limits::MAX_COORDINATE_ABS)) is not loaded: it is listed
 //! in [`Dataset::skipped`](crate::Dataset::skipped) with the reason.
 //!
 //! | [`DataFormat`] | path | category of a clip |
@@ -112,19 +113,24 @@ pub fn load(format: DataFormat, path: impl AsRef<Path>) -> Result<Dataset> {
 }
 
 /// Why a parsed clip cannot be used, or `None` when it can: every coordinate zero (a failed
-/// recording) or a non-finite coordinate.
+/// recording), a non-finite coordinate, or one beyond
+/// [`MAX_COORDINATE_ABS`](crate::limits::MAX_COORDINATE_ABS).
 pub fn unusable_reason(motion: &Motion) -> Option<String> {
     let data = motion.data();
-    let all_finite = data.as_slice().map_or_else(
-        || data.iter().all(|v| v.is_finite()),
-        |s| s.iter().all(|v| v.is_finite()),
-    );
-    if all_finite {
+    let limit = crate::limits::MAX_COORDINATE_ABS;
+    let usable = |v: &f32| v.is_finite() && v.abs() <= limit;
+    let all_usable = data
+        .as_slice()
+        .map_or_else(|| data.iter().all(usable), |s| s.iter().all(usable));
+    if all_usable {
         // Fall through to the zero check.
-    } else if let Some(((t, j, c), v)) = data.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Some(format!(
-            "non-finite coordinate {v} at frame {t}, joint {j}, axis {c}"
-        ));
+    } else if let Some(((t, j, c), v)) = data.indexed_iter().find(|(_, v)| !usable(v)) {
+        let what = if v.is_finite() {
+            format!("coordinate {v:e} beyond {limit:e} (haad_motion::limits::MAX_COORDINATE_ABS)")
+        } else {
+            format!("non-finite coordinate {v}")
+        };
+        return Some(format!("{what} at frame {t}, joint {j}, axis {c}"));
     }
     let all_zero = data
         .as_slice()
@@ -207,5 +213,12 @@ mod tests {
             .contains("frame 1, joint 0, axis 2"));
         let ok = Motion::new(Array3::from_elem((3, 2, 3), 1.0), None).unwrap();
         assert_eq!(unusable_reason(&ok), None);
+        // A finite coordinate of 3e38 would overflow root-relative differences and the DCT.
+        let mut a = Array3::from_elem((3, 2, 3), 1.0);
+        a[[2, 1, 1]] = 3e38;
+        let huge = Motion::new(a, None).unwrap();
+        assert!(unusable_reason(&huge).unwrap().contains(
+            "beyond 1e15 (haad_motion::limits::MAX_COORDINATE_ABS) at frame 2, joint 1, axis 1"
+        ));
     }
 }

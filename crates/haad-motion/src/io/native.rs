@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Clip, Dataset, Skipped};
 use crate::error::Result;
-use crate::io::{io_error, parse_error};
+use crate::io::{io_error, parse_error, unusable_reason};
 use crate::motion::{Motion, Skeleton};
 
 /// The metadata key under which the JSON description is stored.
@@ -29,6 +29,7 @@ pub const METADATA_KEY: &str = "haad_motion";
 pub const NATIVE_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SkeletonMeta {
     names: Vec<String>,
     parents: Vec<Option<usize>>,
@@ -36,6 +37,7 @@ struct SkeletonMeta {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ClipMeta {
     category: usize,
     source: String,
@@ -43,6 +45,7 @@ struct ClipMeta {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Meta {
     version: u32,
     skeleton: SkeletonMeta,
@@ -177,6 +180,7 @@ impl Dataset {
             )));
         }
         let mut clips = Vec::with_capacity(meta.clips.len());
+        let mut skipped = meta.skipped;
         for (i, (c, w)) in meta.clips.into_iter().zip(offsets.windows(2)).enumerate() {
             let (a, b) = (w[0], w[1]);
             if !(0 <= a && a < b && b as usize <= total) {
@@ -188,13 +192,20 @@ impl Dataset {
             let data = Array3::from_shape_vec((b - a, j, 3), values[a * j * 3..b * j * 3].to_vec())
                 .map_err(|e| bad(format!("clip {i}: {e}")))?;
             let motion = Motion::new(data, c.fps).map_err(|e| bad(format!("clip {i}: {e}")))?;
+            if let Some(reason) = unusable_reason(&motion) {
+                skipped.push(Skipped {
+                    path: PathBuf::from(c.source),
+                    reason: format!("clip {i} of {}: {reason}", path.display()),
+                });
+                continue;
+            }
             clips.push(Clip {
                 motion,
                 category: c.category,
                 source: PathBuf::from(c.source),
             });
         }
-        Dataset::new(skeleton, meta.categories, clips, meta.skipped)
+        Dataset::new(skeleton, meta.categories, clips, skipped)
             .map_err(|e| bad(format!("inconsistent dataset: {e}")))
     }
 }

@@ -15,7 +15,11 @@ pub const MOVE_TOLERANCE: f32 = 1e-3;
 
 /// Whether `joint` moves in `motion` (see the module doc).
 pub fn joint_moves(motion: &Motion, joint: usize) -> bool {
-    let d = motion.data();
+    moves_beyond(motion, joint, tolerance(motion))
+}
+
+/// The displacement above which a joint of `motion` counts as moving.
+fn tolerance(motion: &Motion) -> f32 {
     let first = motion.frame(0);
     let extent = (0..3)
         .map(|a| {
@@ -25,7 +29,11 @@ pub fn joint_moves(motion: &Motion, joint: usize) -> bool {
             hi - lo
         })
         .fold(0.0f32, f32::max);
-    let tol = MOVE_TOLERANCE * extent.max(f32::MIN_POSITIVE);
+    MOVE_TOLERANCE * extent.max(f32::MIN_POSITIVE)
+}
+
+fn moves_beyond(motion: &Motion, joint: usize, tol: f32) -> bool {
+    let d = motion.data();
     (1..motion.frames()).any(|t| {
         let dist2: f32 = (0..3)
             .map(|a| (d[[t, joint, a]] - d[[0, joint, a]]).powi(2))
@@ -35,15 +43,19 @@ pub fn joint_moves(motion: &Motion, joint: usize) -> bool {
 }
 
 /// The first joint in breadth-first order that moves in at least half of `clips`; the first
-/// tree root when none does (or there are no clips).
+/// tree root when none does (or there are no clips). Linear in the data: each clip's
+/// tolerance is computed once.
 pub fn detect_root<'a>(skeleton: &Skeleton, clips: impl IntoIterator<Item = &'a Motion>) -> usize {
-    let clips: Vec<&Motion> = clips.into_iter().collect();
+    let clips: Vec<(&Motion, f32)> = clips.into_iter().map(|m| (m, tolerance(m))).collect();
     let order = skeleton.breadth_first();
     order
         .iter()
         .copied()
         .find(|&j| {
-            let moving = clips.iter().filter(|m| joint_moves(m, j)).count();
+            let moving = clips
+                .iter()
+                .filter(|(m, tol)| moves_beyond(m, j, *tol))
+                .count();
             !clips.is_empty() && 2 * moving >= clips.len()
         })
         .unwrap_or(order[0])

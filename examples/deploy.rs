@@ -139,6 +139,6 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     std::fs::write(&a.out, json + "\n")?;
     std::fs::write(a.out.with_extension("txt"), &table)?;
-    print!("{table}");
+    haad::out!("{table}");
     Ok(())
 }

@@ -172,6 +172,14 @@ const FORMATS: &[Format] = &[
         load: |d| dataset(load(DataFormat::Native, d.join("data.safetensors"))),
     },
     Format {
+        name: "frames",
+        seed: seed_frames,
+        load: |d| {
+            let file = std::fs::File::open(d.join("clip.csv")).expect("the case file");
+            haad::deploy::frames::read_recording(std::io::BufReader::new(file), "clip.csv").is_ok()
+        },
+    },
+    Format {
         name: "encoder",
         seed: seed_encoder,
         load: |d| {
@@ -415,6 +423,25 @@ fn seed_skeleton_json(s: &Seeds, dir: &Path) -> Vec<PathBuf> {
     seed_npy(s, dir);
     let json = serde_json::to_string_pretty(s.dataset.skeleton()).unwrap();
     vec![write(&dir.join("skeleton.json"), json)]
+}
+
+/// The `haad stream` frame-line format: CSV lines of a real clip (6 frames) and the same
+/// frames as JSON lines.
+fn seed_frames(s: &Seeds, dir: &Path) -> Vec<PathBuf> {
+    let m = &s.dataset.clips()[0].motion;
+    let mut text = Vec::new();
+    for t in 0..6 {
+        let frame = m.frame(t);
+        let csv: Vec<String> = frame.iter().map(|v| v.to_string()).collect();
+        text.extend_from_slice(csv.join(",").as_bytes());
+        text.push(b'\n');
+        let json: Vec<String> = frame
+            .outer_iter()
+            .map(|p| format!("[{}, {}, {}]", p[0], p[1], p[2]))
+            .collect();
+        text.extend_from_slice(format!("[{}]\n", json.join(", ")).as_bytes());
+    }
+    vec![write(&dir.join("clip.csv"), text)]
 }
 
 fn seed_native(s: &Seeds, dir: &Path) -> Vec<PathBuf> {

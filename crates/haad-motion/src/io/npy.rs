@@ -61,6 +61,7 @@ fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        2 | 3 => return Err("file ends inside the .npy header".into()),
         v => return Err(format!(".npy format version {v} is not 1, 2 or 3")),
     };
     let end = start

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use clap::Parser;
+use haad::progress::Bar;
 use haad_diffusion::evaluate::{evaluate, write_npy};
 use haad_diffusion::plot::draw_completions;
 use haad_diffusion::DiffusionModel;
@@ -56,8 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(m) = args.max_clips {
         test.truncate(m);
     }
-    let clips: Vec<_> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
-    let model = DiffusionModel::load(&args.model, &Device::Cpu)?;
+    let clips = ds.motions_at(&test);
+    let model = DiffusionModel::load(&haad_diffusion::fit::model_dir(&args.model), &Device::Cpu)?;
     let start = Instant::now();
     let (report, completions) = evaluate(
         &model,
@@ -65,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ds.skeleton().root(),
         args.samples,
         args.seed,
-        true,
+        &Bar::new("clips"),
     )?;
     let secs = start.elapsed().as_secs_f64();
     haad::outln!("| method | ADE | FDE | APD |");

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use haad::progress::Bar;
 use haad_detect::{report, EvalConfig, Scoring};
 use haad_motion::split::{Split, DEFAULT_TRAIN_FRACTION};
 use haad_motion::{load, DataFormat};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
 #[command(about = "Few-shot anomaly-detection evaluation (raw-DCT baseline vs encoder)")]
@@ -82,9 +82,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     }
     .check()?;
-    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} (category, seed) runs {elapsed}",
-    )?);
+    let bar = Bar::new("(category, seed) runs");
     let comparison = report::compare(
         &dataset,
         &split,
@@ -93,7 +91,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None,
         Some(&bar),
     )?;
-    bar.finish_and_clear();
     haad::outln!(
         "{} clips, {} categories, {} skipped; K = {}, {} seeds, {:.1} s",
         dataset.clips().len(),

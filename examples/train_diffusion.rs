@@ -6,10 +6,12 @@
 //!     --preset small --seed 0 --out runs/diffusion-msr
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
 use clap::Parser;
+use haad::progress::Bar;
 use haad_diffusion::fit::{fit, seen_training_clips, FitOptions};
 use haad_diffusion::{DiffusionConfig, Prediction, Preset};
 use haad_motion::io::{load, DataFormat};
@@ -65,7 +67,7 @@ struct Args {
     /// Checkpoint every this many epochs.
     #[arg(long, default_value_t = 5)]
     checkpoint_every: usize,
-    /// Continue from the checkpoint in --out.
+    /// Continue from the checkpoint in --out/last (an error when there is none).
     #[arg(long)]
     resume: bool,
 }
@@ -110,7 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         out: args.out.clone(),
         resume: args.resume,
-        progress: true,
+        progress: Arc::new(Bar::new("steps")),
+        ..FitOptions::new(&args.out, args.epochs, args.steps)
     };
     let start = Instant::now();
     let (trainer, records) = fit(&cfg, &clips, ds.skeleton().root(), &opts, &Device::Cpu)?;
@@ -124,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.steps,
             r.learning_rate,
             r.loss,
-            r.seconds
+            r.wall_seconds
         );
     }
     let summary = serde_json::json!({
@@ -133,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "final_loss": records.last().map(|r| r.loss),
         "seconds": secs,
         "scale": trainer.ema().config().scale,
-        "model": args.out,
+        "model": args.out.join(haad_diffusion::fit::LAST_DIR),
     });
     std::fs::write(
         args.out.join("summary.json"),

@@ -8,6 +8,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -23,6 +24,7 @@ use haad::motion::augment::{Augmenter, CropAugmenter, RotateJitterAugmenter};
 use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
 use haad::pipeline::train_clips;
+use haad::progress::Bar;
 use serde::de::DeserializeOwned;
 
 /// The augmenters this command offers.
@@ -182,7 +184,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let split = Split::new(&dataset, cfg.train_fraction, &cfg.unseen)?;
             let clips = train_clips(&dataset, &split);
             let cache = a.pool_dir.clone().unwrap_or_else(|| dir.join("pool"));
-            let pool = generator.pool(&clips, a.pool_size, a.pool_seed, &cache, !a.quiet)?;
+            let pool = generator.pool(
+                &clips,
+                a.pool_size,
+                a.pool_seed,
+                &cache,
+                &Bar::shown(!a.quiet, "chunks of generated variants"),
+            )?;
             eprintln!(
                 "diffusion pool: {} clips x {} completions in {}",
                 pool.len(),
@@ -194,7 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let options = TrainOptions {
         resume: a.resume,
-        progress: !a.quiet,
+        progress: Arc::new(Bar::shown(!a.quiet, "steps")),
         ..TrainOptions::new(&a.out)
     };
     let start = Instant::now();

@@ -7,8 +7,10 @@
 //! - [`gcn`]: the Res-GCN action encoder.
 //! - [`diffusion`]: HumanMAC-style masked DCT completion (generative augmentation).
 //! - [`contrastive`]: the multi-positive contrastive loss and the trainer.
+//! - [`train`]: the training stack both trainers share (optimiser, schedule, checkpoints).
 //! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
 //!
+//! [`progress`] shows the libraries' progress reports as a terminal bar.
 //! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
 //! training with them, evaluation), and [`paper`] runs the paper's experiments with it.
 //! [`deploy`] holds what the `haad` command-line tool is made of (clip files, the stream
@@ -20,6 +22,7 @@ pub mod deploy;
 pub mod error;
 pub mod paper;
 pub mod pipeline;
+pub mod progress;
 pub mod stdout;
 
 pub use error::{HaadError, Result};
@@ -28,6 +31,7 @@ pub use haad_detect as detect;
 pub use haad_diffusion as diffusion;
 pub use haad_gcn as gcn;
 pub use haad_motion as motion;
+pub use haad_train as train;
 
 /// The README's Rust snippet, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -20,10 +20,7 @@ pub fn train_clips(dataset: &Dataset, split: &Split) -> Vec<Motion> {
 
 /// The raw clips at dataset indices `indices`.
 pub fn clips_at(dataset: &Dataset, indices: &[usize]) -> Vec<Motion> {
-    indices
-        .iter()
-        .map(|&i| dataset.clips()[i].motion.clone())
-        .collect()
+    dataset.motions_at(indices)
 }
 
 /// Dataset indices of every clip that some K-shot support of the protocol draws
@@ -59,7 +56,7 @@ pub fn train_encoder(
 ) -> Result<EncoderModel> {
     let options = TrainOptions {
         resume: out.join("last").join("state.json").is_file(),
-        progress,
+        progress: std::sync::Arc::new(crate::progress::Bar::shown(progress, "steps")),
         ..TrainOptions::new(out)
     };
     Ok(train(cfg, dataset, augmenter, None, &options, device)?.model)

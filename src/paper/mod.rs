@@ -21,12 +21,12 @@ use haad_detect::{evaluate, Embedder, EvalConfig, Evaluation};
 use haad_diffusion::DiffusionAugmenter;
 use haad_gcn::EncoderModel;
 use haad_motion::split::Split;
-use haad_motion::{Augmenter, Dataset, VariantPool};
-use indicatif::{ProgressBar, ProgressStyle};
+use haad_motion::{Augmenter, Dataset, Progress, VariantPool};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HaadError, Result};
 use crate::pipeline::{train_clips, train_encoder};
+use crate::progress::Bar;
 
 pub use figures::{fig34, fig5, fig7, Fig34, Fig5, Fig7};
 pub use tables::{table2, table3, table4, Table2, Table3, Table4};
@@ -126,7 +126,7 @@ impl Study {
             settings.pool_size,
             settings.pool_seed,
             &work.join("pools"),
-            settings.progress,
+            &Bar::shown(settings.progress, "chunks of generated variants"),
         )?;
         Ok(Self {
             dataset,
@@ -223,10 +223,8 @@ impl Study {
         .check()?;
         let augmenter: Option<&dyn Augmenter> =
             (variants > 0).then(|| pool.unwrap_or(&self.pool) as &dyn Augmenter);
-        let bar = self.bar(
-            (config.seeds * self.dataset.categories().len()) as u64,
-            "(seed, category) evaluations",
-        );
+        let bar = Bar::shown(self.settings.progress, "(seed, category) evaluations");
+        bar.start((config.seeds * self.dataset.categories().len()) as u64, 0);
         let e = evaluate(
             &self.dataset,
             &self.split,
@@ -235,7 +233,7 @@ impl Study {
             augmenter,
             Some(&bar),
         )?;
-        bar.finish_and_clear();
+        bar.finish();
         Ok(e)
     }
 
@@ -247,19 +245,6 @@ impl Study {
             .collect()
     }
 
-    fn bar(&self, len: u64, what: &str) -> ProgressBar {
-        if !self.settings.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(len);
-        if let Ok(style) =
-            ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}"))
-        {
-            bar.set_style(style);
-        }
-        bar
-    }
-
     /// Writes `value` as pretty JSON to `WORK/<name>.json`.
     fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<PathBuf> {
         let path = self.work.join(format!("{name}.json"));
@@ -267,10 +252,7 @@ impl Study {
             path: path.clone(),
             source,
         })?;
-        std::fs::write(&path, json + "\n").map_err(|source| HaadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        haad_motion::atomic::write_file(&path, (json + "\n").as_bytes())?;
         Ok(path)
     }
 }

@@ -308,7 +308,7 @@ pub fn table4(study: &Study, observed: &[usize]) -> Result<Table4> {
             s.support_variants.max(1),
             s.pool_seed,
             &study.work().join("pools"),
-            s.progress,
+            &crate::progress::Bar::shown(s.progress, "chunks of generated variants"),
         )?;
         let e = study.evaluate(&full, s.k, s.support_variants, Some(&pool), false)?;
         rows.push(SplitRow {

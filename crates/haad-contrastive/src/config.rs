@@ -8,7 +8,7 @@ use haad_motion::split::DEFAULT_TRAIN_FRACTION;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ContrastiveError, Result};
-use crate::optim::OptimizerKind;
+use haad_train::{LinearDecay, OptimizerKind};
 
 /// Hyper-parameters of contrastive encoder training. Saved as JSON beside every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,11 +148,17 @@ impl ValidTrainConfig {
     /// The learning rate of epoch `e` (0-based): linear from `learning_rate` to
     /// `final_learning_rate`.
     pub fn learning_rate_at(&self, epoch: usize) -> f64 {
-        if self.epochs == 1 {
-            return self.learning_rate;
+        self.schedule().at(epoch)
+    }
+
+    /// The learning-rate schedule: `learning_rate` decaying linearly to `final_learning_rate`
+    /// over the epochs.
+    pub fn schedule(&self) -> LinearDecay {
+        LinearDecay {
+            start: self.learning_rate,
+            end: self.final_learning_rate,
+            epochs: self.epochs,
         }
-        let f = epoch.min(self.epochs - 1) as f64 / (self.epochs - 1) as f64;
-        self.learning_rate + (self.final_learning_rate - self.learning_rate) * f
     }
 }
 

@@ -56,6 +56,24 @@ pub enum ContrastiveError {
     /// The validation callback failed.
     #[error("validation failed: {0}")]
     Validation(String),
+    /// The training stack (optimiser, checkpoint files) failed.
+    #[error(transparent)]
+    Train(Box<haad_train::TrainError>),
+}
+
+impl From<haad_train::TrainError> for ContrastiveError {
+    /// Keeps the file-naming shapes: I/O, JSON and resume errors become this crate's own.
+    fn from(e: haad_train::TrainError) -> Self {
+        use haad_train::TrainError as T;
+        match e {
+            T::Io { path, source } => Self::Io { path, source },
+            T::Json { path, source } => Self::Json { path, source },
+            T::Resume { path, reason } => Self::Resume { path, reason },
+            T::Motion(e) => Self::Motion(e),
+            T::Candle(e) => Self::Candle(e),
+            other => Self::Train(Box::new(other)),
+        }
+    }
 }
 
 /// Shorthand for `Result<T, ContrastiveError>`.

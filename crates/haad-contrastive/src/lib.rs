@@ -3,7 +3,8 @@
 //! One encoder is trained for all seen categories: each batch holds two clips of every seen
 //! category (plus, with an augmenter, `A` generated variants of each); clips of one category are
 //! each other's positives, all others negatives ([`loss::multi_positive_loss`], the paper's
-//! Eq. 5). [`train`] runs the whole loop with checkpoints, resume and optional model selection.
+//! Eq. 5). [`train`] runs the whole loop with checkpoints, resume and optional model selection,
+//! on the shared training stack of `haad-train` (optimiser, schedule, crash-safe checkpoints).
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -20,13 +21,12 @@
 pub mod config;
 pub mod error;
 pub mod loss;
-pub mod optim;
 pub mod report;
 pub mod trainer;
 
 pub use config::{TrainConfig, ValidTrainConfig};
 pub use error::{ContrastiveError, Result};
-pub use optim::OptimizerKind;
+pub use haad_train::OptimizerKind;
 pub use trainer::{
     train, BestEpoch, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator,
 };

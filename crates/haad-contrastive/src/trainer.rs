@@ -1,56 +1,76 @@
 //! The training loop: one encoder for all seen categories, trained with the multi-positive loss
 //! on batches of two clips per category (plus generated variants when an augmenter is given).
 //!
-//! Output folder layout (`TrainOptions::out_dir`):
+//! Output folder layout (`TrainOptions::out_dir`), the one of `haad_train::TrainDir`:
 //! - `config.json`: the full [`TrainConfig`];
 //! - `log.jsonl`: one [`EpochLog`] per line;
-//! - `last/`: the latest checkpoint: `encoder.safetensors` + `encoder.json` (loadable with
-//!   `EncoderModel::load`), `train_config.json`, `optimizer.safetensors`, `state.json`;
-//! - `best/`: with validation, the encoder of the epoch with the best validation score.
+//! - `last/`: the latest checkpoint, replaced whole: `encoder.safetensors` + `encoder.json`
+//!   (loadable with `EncoderModel::load`), `train_config.json`, `optimizer.safetensors`,
+//!   `state.json`;
+//! - `best/`: with validation, the encoder of the epoch with the best validation score
+//!   (also replaced whole).
+//!
+//! Resuming needs a checkpoint in `last/` (none is an error) of the same configuration.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
 use haad_gcn::{batch_tensor, EncoderModel};
+use haad_motion::atomic::{self, Disk, Storage};
 use haad_motion::preprocess::prepare;
 use haad_motion::split::{BatchSampler, Split};
-use haad_motion::{Augmenter, Dataset, Motion};
-use indicatif::{ProgressBar, ProgressStyle};
+use haad_motion::{Augmenter, Dataset, Motion, NoProgress, Progress};
+use haad_train::{epoch_seed, read_json, Adam, AdamParams, TrainDir, TrainState};
 use rand::{rngs::StdRng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use candle_nn::ModuleT;
 
 use crate::config::{TrainConfig, ValidTrainConfig};
 use crate::error::{ContrastiveError, Result};
 use crate::loss::{multi_positive_loss, scalar};
-use crate::optim::{Adam, AdamParams};
+
+pub use haad_train::{BestEpoch, EpochLog};
 
 /// Where and how to train.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TrainOptions {
     /// The output folder (created).
     pub out_dir: PathBuf,
-    /// Continue from `out_dir/last` if it holds a checkpoint of the same configuration.
+    /// Continue from the checkpoint in `out_dir/last`, which must exist and be of the same
+    /// configuration; `false` starts afresh (removing an earlier `last/` and `best/`).
     pub resume: bool,
-    /// Show a progress bar.
-    pub progress: bool,
+    /// Where progress goes: one unit per optimiser step.
+    pub progress: Arc<dyn Progress>,
     /// Stop (with a checkpoint) once this many epochs are done, as an interruption would;
     /// a later call with `resume` continues the same run. `None` trains to the end.
     pub stop_after_epoch: Option<usize>,
+    /// Through what checkpoints and logs are written: the real disk, or a fault injector
+    /// (`haad_motion::atomic::FailAfter`) in tests.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for TrainOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainOptions")
+            .field("out_dir", &self.out_dir)
+            .field("resume", &self.resume)
+            .field("stop_after_epoch", &self.stop_after_epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrainOptions {
-    /// Train into `out_dir` from scratch, with a progress bar, to the end.
+    /// Train into `out_dir` from scratch, without progress reports, to the end, on the real
+    /// disk.
     pub fn new(out_dir: impl Into<PathBuf>) -> Self {
         Self {
             out_dir: out_dir.into(),
             resume: false,
-            progress: true,
+            progress: Arc::new(NoProgress),
             stop_after_epoch: None,
+            storage: Arc::new(Disk),
         }
     }
 }
@@ -82,40 +102,6 @@ where
     }
 }
 
-/// One line of `log.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean loss over the epoch's steps.
-    pub loss: f64,
-    /// The epoch's learning rate.
-    pub learning_rate: f64,
-    /// Optimiser steps in the epoch.
-    pub steps: usize,
-    /// Wall time of the epoch in seconds (validation excluded).
-    pub wall_seconds: f64,
-    /// The validation score after the epoch, when validating.
-    pub validation: Option<f64>,
-}
-
-/// The best validation epoch so far.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BestEpoch {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Its validation score.
-    pub score: f64,
-}
-
-/// Resumable state written beside each checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct TrainState {
-    epochs_done: usize,
-    optimizer_steps: usize,
-    best: Option<BestEpoch>,
-}
-
 /// What [`train`] gives back.
 pub struct TrainOutcome {
     /// The encoder after the last epoch.
@@ -126,13 +112,6 @@ pub struct TrainOutcome {
     pub last_dir: PathBuf,
     /// The best validation epoch and its folder (`out_dir/best`), when validating.
     pub best: Option<(BestEpoch, PathBuf)>,
-}
-
-/// Seed of epoch `e`'s batches and augmentations: depends only on the run's seed and `e`, so a
-/// resumed run draws exactly what the uninterrupted one would have.
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add((epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
 /// Trains an encoder on the seen categories of `dataset`.
@@ -198,56 +177,64 @@ pub fn train(
     let per_batch = cfg.clips_per_category * seen.len();
     let steps_per_epoch = train_clips.div_ceil(per_batch);
 
-    let out = &options.out_dir;
-    let last_dir = out.join("last");
-    let best_dir = out.join("best");
-    fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let dir = TrainDir::with_storage(&options.out_dir, options.storage.clone())?;
+    let last_dir = dir.last();
+    let best_dir = options.out_dir.join(BEST_DIR);
 
     // Fresh start or resume.
-    let (model, state, mut log) = match resume_point(&cfg, options, device)? {
-        Some(r) => r,
-        None => {
-            write_json(&out.join("config.json"), &*cfg)?;
-            fs::write(out.join("log.jsonl"), "").map_err(|e| io(&out.join("log.jsonl"), e))?;
-            let model = EncoderModel::new(&cfg.encoder, cfg.seed, device)?;
-            let state = TrainState {
-                epochs_done: 0,
-                optimizer_steps: 0,
-                best: None,
-            };
-            (model, state, Vec::new())
+    let (model, state, mut log) = if options.resume {
+        let (state, log) = dir.resume()?;
+        let saved: TrainConfig = read_json(&last_dir.join(TRAIN_CONFIG_FILE))?;
+        if saved != *cfg {
+            return Err(ContrastiveError::Resume {
+                path: last_dir,
+                reason:
+                    "the checkpoint was trained with another configuration (compare train_config.json)"
+                        .into(),
+            });
         }
+        (EncoderModel::load(&last_dir, device)?, state, log)
+    } else {
+        dir.start_fresh(&[BEST_DIR])?;
+        dir.write_json("config.json", &*cfg)?;
+        let model = EncoderModel::new(&cfg.encoder, cfg.seed, device)?;
+        let state = TrainState {
+            epochs_done: 0,
+            optimizer_steps: 0,
+            seed: cfg.seed,
+            best: None,
+        };
+        (model, state, Vec::new())
     };
     let named = named_trainable_vars(&model);
     let mut opt = Adam::new(
         named,
-        AdamParams {
-            kind: cfg.optimizer,
-            lr: cfg.learning_rate_at(state.epochs_done),
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: cfg.weight_decay,
-        },
+        AdamParams::new(
+            cfg.optimizer,
+            cfg.learning_rate_at(state.epochs_done),
+            cfg.weight_decay,
+        ),
     )?;
-    if state.epochs_done > 0 {
-        opt.load_moments(
-            &last_dir.join("optimizer.safetensors"),
-            state.optimizer_steps,
-        )?;
+    if options.resume {
+        opt.load_state(&last_dir.join(haad_train::OPTIMIZER_FILE))?;
+        if opt.step_count() != state.optimizer_steps {
+            return Err(ContrastiveError::Resume {
+                path: last_dir,
+                reason: format!(
+                    "the optimiser has taken {} steps, state.json says {}",
+                    opt.step_count(),
+                    state.optimizer_steps
+                ),
+            });
+        }
     }
     let mut best = state.best;
 
-    let bar = if options.progress {
-        ProgressBar::new((cfg.epochs * steps_per_epoch) as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} steps {msg}")
-            .expect("static progress template"),
+    let progress = &*options.progress;
+    progress.start(
+        (cfg.epochs * steps_per_epoch) as u64,
+        (state.epochs_done * steps_per_epoch) as u64,
     );
-    bar.set_position((state.epochs_done * steps_per_epoch) as u64);
 
     let end = options
         .stop_after_epoch
@@ -268,10 +255,8 @@ pub fn train(
                 .collect();
             let mut labels: Vec<usize> = batch.iter().map(|&(_, c)| c).collect();
             if let Some(aug) = augmenter {
-                let raw: Vec<Motion> = batch
-                    .iter()
-                    .map(|&(i, _)| dataset.clips()[i].motion.clone())
-                    .collect();
+                let indices: Vec<usize> = batch.iter().map(|&(i, _)| i).collect();
+                let raw = dataset.motions_at(&indices);
                 let variants = aug.augment(&raw, cfg.variants_per_clip, &mut rng)?;
                 for (k, v) in variants.iter().enumerate() {
                     clips.push(prepare(v, frames, root)?);
@@ -290,8 +275,8 @@ pub fn train(
                 )));
             }
             loss_sum += l;
-            bar.inc(1);
-            bar.set_message(format!(
+            progress.advance(1);
+            progress.message(&format!(
                 "epoch {}/{} loss {l:.4} lr {lr:.2e}",
                 epoch + 1,
                 cfg.epochs
@@ -317,7 +302,7 @@ pub fn train(
             wall_seconds: wall,
             validation: validation_score,
         };
-        append_log(&out.join("log.jsonl"), &entry)?;
+        dir.append_log(&entry)?;
         log.push(entry);
         if let Some(score) = validation_score {
             if best.is_none_or(|b| score > b.score) {
@@ -325,22 +310,23 @@ pub fn train(
                     epoch: epoch + 1,
                     score,
                 });
-                save_encoder(&model, &cfg, &best_dir)?;
+                atomic::replace_dir_on(dir.storage(), &best_dir, |d| {
+                    save_encoder(&model, &cfg, d)
+                })?;
             }
         }
         let done = epoch + 1;
         if done % cfg.checkpoint_every == 0 || done == cfg.epochs || done == end {
-            save_encoder(&model, &cfg, &last_dir)?;
-            opt.save_moments(&last_dir.join("optimizer.safetensors"))?;
             let state = TrainState {
                 epochs_done: done,
                 optimizer_steps: opt.step_count(),
+                seed: cfg.seed,
                 best,
             };
-            write_json(&last_dir.join("state.json"), &state)?;
+            dir.save_checkpoint(&state, &opt, |d| save_encoder(&model, &cfg, d))?;
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(TrainOutcome {
         model,
         log,
@@ -348,6 +334,11 @@ pub fn train(
         best: best.map(|b| (b, best_dir)),
     })
 }
+
+/// The folder of the best validation epoch's encoder.
+const BEST_DIR: &str = "best";
+/// The training configuration beside each saved encoder.
+const TRAIN_CONFIG_FILE: &str = "train_config.json";
 
 /// The trainable variables with their names, sorted by name (a stable order for the
 /// optimiser's saved state).
@@ -367,97 +358,12 @@ fn named_trainable_vars(model: &EncoderModel) -> Vec<(String, candle_core::Var)>
     named
 }
 
-type ResumePoint = (EncoderModel, TrainState, Vec<EpochLog>);
-
-/// The checkpoint to continue from, when resuming and one exists.
-fn resume_point(
-    cfg: &ValidTrainConfig,
-    options: &TrainOptions,
-    device: &Device,
-) -> Result<Option<ResumePoint>> {
-    let out = &options.out_dir;
-    let last = out.join("last");
-    let state_path = last.join("state.json");
-    if !options.resume {
-        return Ok(None);
-    }
-    if !state_path.exists() {
-        return Err(ContrastiveError::Resume {
-            path: last,
-            reason: "no checkpoint there (state.json missing)".into(),
-        });
-    }
-    let saved: TrainConfig = read_json(&last.join("train_config.json"))?;
-    if saved != **cfg {
-        return Err(ContrastiveError::Resume {
-            path: last,
-            reason:
-                "the checkpoint was trained with another configuration (compare train_config.json)"
-                    .into(),
-        });
-    }
-    let state: TrainState = read_json(&state_path)?;
-    let model = EncoderModel::load(&last, device)?;
-    let log_path = out.join("log.jsonl");
-    let text = fs::read_to_string(&log_path).map_err(|e| io(&log_path, e))?;
-    let mut log = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let entry: EpochLog = serde_json::from_str(line).map_err(|e| ContrastiveError::Resume {
-            path: log_path.clone(),
-            reason: format!("line {}: {e}", n + 1),
-        })?;
-        if entry.epoch <= state.epochs_done {
-            log.push(entry);
-        }
-    }
-    // Epochs logged after the checkpoint will be run again: drop them from the file.
-    let mut f = fs::File::create(&log_path).map_err(|e| io(&log_path, e))?;
-    for entry in &log {
-        writeln!(
-            f,
-            "{}",
-            serde_json::to_string(entry).expect("log entries serialise")
-        )
-        .map_err(|e| io(&log_path, e))?;
-    }
-    Ok(Some((model, state, log)))
-}
-
 fn save_encoder(model: &EncoderModel, cfg: &ValidTrainConfig, dir: &Path) -> Result<()> {
     model.save(dir)?;
-    write_json(&dir.join("train_config.json"), &**cfg)
-}
-
-fn append_log(path: &Path, entry: &EpochLog) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| io(path, e))?;
-    writeln!(
-        f,
-        "{}",
-        serde_json::to_string(entry).expect("log entries serialise")
-    )
-    .map_err(|e| io(path, e))
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("configs serialise");
-    fs::write(path, text).map_err(|e| io(path, e))
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path).map_err(|e| io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| ContrastiveError::Json {
-        path: path.to_path_buf(),
+    let path = dir.join(TRAIN_CONFIG_FILE);
+    let text = serde_json::to_string_pretty(&**cfg).map_err(|source| ContrastiveError::Json {
+        path: path.clone(),
         source,
-    })
-}
-
-fn io(path: &Path, source: std::io::Error) -> ContrastiveError {
-    ContrastiveError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    })?;
+    std::fs::write(&path, text).map_err(|source| ContrastiveError::Io { path, source })
 }

@@ -61,10 +61,8 @@ fn out(name: &str) -> PathBuf {
 
 fn opts(dir: &std::path::Path, resume: bool) -> TrainOptions {
     TrainOptions {
-        out_dir: dir.to_path_buf(),
         resume,
-        progress: false,
-        stop_after_epoch: None,
+        ..TrainOptions::new(dir)
     }
 }
 

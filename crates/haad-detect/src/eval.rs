@@ -13,8 +13,7 @@
 //! generated support variants (if any) are embedded per category and seed.
 
 use haad_motion::split::{sample_support, Split};
-use haad_motion::{Augmenter, Dataset, Motion};
-use indicatif::ProgressBar;
+use haad_motion::{Augmenter, Dataset, Motion, Progress};
 use ndarray::{concatenate, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -138,14 +137,14 @@ pub struct Evaluation {
 ///
 /// `augmenter` must be given iff `config.augment_per_clip > 0`; the variants of category `c`'s
 /// support at seed `s` use augmenter seed `(s << 32) | c`. `progress`, if given, advances by one
-/// per (seed, category).
+/// per (seed, category); the caller starts and finishes it.
 pub fn evaluate(
     dataset: &Dataset,
     split: &Split,
     embedder: &Embedder,
     config: &ValidEvalConfig,
     augmenter: Option<&dyn Augmenter>,
-    progress: Option<&ProgressBar>,
+    progress: Option<&dyn Progress>,
 ) -> Result<Evaluation> {
     let n_cat = dataset.categories().len();
     if split.categories() != n_cat {
@@ -206,10 +205,7 @@ pub fn evaluate(
             };
             let mut support = all.select(Axis(0), &chosen);
             if let Some(aug) = augmenter {
-                let raw: Vec<Motion> = chosen
-                    .iter()
-                    .map(|&i| dataset.clips()[i].motion.clone())
-                    .collect();
+                let raw: Vec<Motion> = dataset.motions_at(&chosen);
                 let a = Augmentation {
                     augmenter: aug,
                     per_clip: config.augment_per_clip,
@@ -234,7 +230,7 @@ pub fn evaluate(
             ap_eer[c].0 += average_precision(&scores, &anomaly)? / config.seeds as f64;
             ap_eer[c].1 += equal_error_rate(&scores, &anomaly)? / config.seeds as f64;
             if let Some(p) = progress {
-                p.inc(1);
+                p.advance(1);
             }
         }
     }

@@ -87,9 +87,33 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DetectError + '_ {
 }
 
 impl Detector {
-    /// Writes the detector to `dir` (created if missing); see the module docs for the layout.
+    /// Writes the detector to `dir` whole or not at all: the new folder is built beside `dir`,
+    /// flushed and swapped in ([`haad_motion::atomic::replace_dir`]), so an interruption leaves
+    /// the previous detector or the new one. See the module docs for the layout. An existing
+    /// `dir` that holds anything else than a saved detector is refused, never replaced.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if dir.exists() {
+            let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+            for entry in entries {
+                let name = entry.map_err(io_err(dir))?.file_name();
+                if ![CONFIG_FILE, SUPPORT_FILE, ENCODER_DIR]
+                    .iter()
+                    .any(|k| name == *k)
+                {
+                    return Err(saved(
+                        dir,
+                        format!(
+                            "holds {name:?}, which is not part of a saved detector: refusing to replace the folder"
+                        ),
+                    ));
+                }
+            }
+        }
+        haad_motion::atomic::replace_dir(dir, |staging| self.write_into(staging))
+    }
+
+    /// Writes the layout into the fresh folder `dir`.
+    fn write_into(&self, dir: &Path) -> Result<()> {
         let embedder = match self.embedder() {
             Embedder::RawDct(e) => EmbedderSpec::RawDct(e.config()),
             Embedder::Encoder(m) => {
@@ -409,5 +433,39 @@ mod tests {
         assert!(err.contains(CONFIG_FILE), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(Detector::load(&dir), Err(DetectError::Io { .. })));
+    }
+
+    #[test]
+    fn save_replaces_whole_and_refuses_foreign_folders() {
+        let spec = InputSpec {
+            joints: 3,
+            root: 0,
+            min_frames: 1,
+        };
+        let fit = |x: f32| {
+            Detector::fit(
+                Embedder::raw_dct(),
+                spec.clone(),
+                Scoring::MeanDistance,
+                &[clip(x, 60)],
+                None,
+            )
+            .unwrap()
+        };
+        let dir = tmp("replace");
+        fit(0.1).save(&dir).unwrap();
+        let second = fit(0.3);
+        second.save(&dir).unwrap();
+        assert_eq!(Detector::load(&dir).unwrap(), second);
+        // A folder with other things in it is not replaced.
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let err = fit(0.2).save(&dir).unwrap_err();
+        assert!(matches!(err, DetectError::Saved { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        assert_eq!(Detector::load(&dir).unwrap(), second);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

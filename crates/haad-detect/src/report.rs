@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use haad_motion::split::Split;
+use haad_motion::Progress;
 use haad_motion::{Augmenter, Dataset};
-use indicatif::ProgressBar;
 
 use crate::embed::Embedder;
 use crate::error::{DetectError, Result};
@@ -66,10 +66,10 @@ impl Comparison {
             path: path.to_path_buf(),
             source,
         })?;
-        std::fs::write(path, json + "\n").map_err(|source| DetectError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        Ok(haad_motion::atomic::write_file(
+            path,
+            (json + "\n").as_bytes(),
+        )?)
     }
 }
 
@@ -82,11 +82,11 @@ pub fn compare(
     encoder: Option<&Embedder>,
     config: &ValidEvalConfig,
     augmenter: Option<&dyn Augmenter>,
-    progress: Option<&ProgressBar>,
+    progress: Option<&dyn Progress>,
 ) -> Result<Comparison> {
     let runs = 1 + u64::from(encoder.is_some());
     if let Some(p) = progress {
-        p.set_length(runs * (config.seeds * dataset.categories().len()) as u64);
+        p.start(runs * (config.seeds * dataset.categories().len()) as u64, 0);
     }
     let baseline = evaluate(
         dataset,
@@ -99,6 +99,9 @@ pub fn compare(
     let encoder = encoder
         .map(|e| evaluate(dataset, split, e, config, augmenter, progress))
         .transpose()?;
+    if let Some(p) = progress {
+        p.finish();
+    }
     Ok(Comparison::new(baseline, encoder))
 }
 
@@ -223,6 +226,16 @@ mod tests {
     use super::*;
     use crate::eval::{CategoryAuc, EvalConfig};
 
+    /// Counts the units advanced.
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicU64);
+
+    impl Progress for Counter {
+        fn advance(&self, n: u64) {
+            self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     fn ev(method: &str, means: &[f64]) -> Evaluation {
         let per_category: Vec<(String, CategoryAuc)> = means
             .iter()
@@ -305,9 +318,9 @@ mod tests {
             .check()
             .unwrap(),
         );
-        let bar = ProgressBar::hidden();
+        let bar = Counter::default();
         let c = compare(&ds, &split, Some(&other), &cfg, None, Some(&bar)).unwrap();
-        assert_eq!(bar.position(), 12);
+        assert_eq!(bar.0.load(std::sync::atomic::Ordering::SeqCst), 12);
         let base = evaluate(&ds, &split, &Embedder::raw_dct(), &cfg, None, None).unwrap();
         let enc = evaluate(&ds, &split, &other, &cfg, None, None).unwrap();
         assert_eq!(c.baseline, base);

@@ -48,10 +48,7 @@ pub fn few_shot_validation_auc<E: Embedding + ?Sized>(
     needed.sort_unstable();
     needed.dedup();
     let input = InputSpec::for_skeleton(dataset.skeleton());
-    let raw: Vec<_> = needed
-        .iter()
-        .map(|&i| dataset.clips()[i].motion.clone())
-        .collect();
+    let raw = dataset.motions_at(&needed);
     let emb = embedder.embed_raw(&raw, &input)?;
     let row: HashMap<usize, usize> = needed.iter().enumerate().map(|(r, &i)| (i, r)).collect();
     let query_emb: Array2<f32> =

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 use haad_motion::pool::{PoolSpec, VariantPool};
-use haad_motion::{preprocess, Augmenter, Motion, MotionError};
-use indicatif::{ProgressBar, ProgressStyle};
+use haad_motion::{preprocess, Augmenter, Motion, MotionError, Progress};
 use rand::{rngs::StdRng, Rng};
 
 use crate::error::{DiffusionError, Result};
@@ -43,9 +42,13 @@ impl DiffusionAugmenter {
         })
     }
 
-    /// Loads a model saved in `dir` (see [`DiffusionModel::save`]).
+    /// Loads a model saved in `dir` (see [`DiffusionModel::save`]), or the checkpoint of a
+    /// training folder `dir` ([`crate::fit::model_dir`]).
     pub fn load(dir: &Path, root: usize, device: &Device) -> Result<Self> {
-        Self::new(DiffusionModel::load(dir, device)?, root)
+        Self::new(
+            DiffusionModel::load(&crate::fit::model_dir(dir), device)?,
+            root,
+        )
     }
 
     /// The same generator observing the first `t_his` frames of each clip instead of the
@@ -70,14 +73,15 @@ impl DiffusionAugmenter {
 
     /// The variant pool of `clips` (raw clips, as the trainer and support sets pass them): G =
     /// `per_clip` completions of each, generated once with `seed` and cached under `cache_dir`
-    /// (see [`VariantPool::build`]), with a progress bar on stderr when `progress`.
+    /// (see [`VariantPool::build`]); `progress` is started with the chunk count and advanced
+    /// per chunk.
     pub fn pool(
         &self,
         clips: &[Motion],
         per_clip: usize,
         seed: u64,
         cache_dir: &Path,
-        progress: bool,
+        progress: &dyn Progress,
     ) -> Result<VariantPool> {
         let spec = PoolSpec {
             dir: cache_dir.to_path_buf(),
@@ -85,22 +89,16 @@ impl DiffusionAugmenter {
             per_clip,
             seed,
         };
-        let bar = if progress {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} chunks of generated variants, eta {eta}",
-            )
-            .map_err(|e| DiffusionError::InvalidArgument(format!("progress template: {e}")))?,
-        );
+        progress.message("chunks of generated variants");
+        let mut started = false;
         let pool = VariantPool::build(&spec, clips, self, &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+            if !started {
+                progress.start(total as u64, done.saturating_sub(1) as u64);
+                started = true;
+            }
+            progress.advance(1);
         })?;
-        bar.finish_and_clear();
+        progress.finish();
         Ok(pool)
     }
 

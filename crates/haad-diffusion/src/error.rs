@@ -61,12 +61,38 @@ pub enum DiffusionError {
         /// What plotters said.
         message: String,
     },
+    /// There is no checkpoint to resume from, or it does not fit the run.
+    #[error("cannot resume from {path}: {reason}")]
+    Resume {
+        /// The checkpoint folder or file at fault.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The training stack (optimiser, checkpoint files) failed.
+    #[error(transparent)]
+    Train(Box<haad_train::TrainError>),
     /// Motion data handling failed.
     #[error(transparent)]
     Motion(#[from] haad_motion::MotionError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<haad_train::TrainError> for DiffusionError {
+    /// Keeps the file-naming shapes: I/O, JSON and resume errors become this crate's own.
+    fn from(e: haad_train::TrainError) -> Self {
+        use haad_train::TrainError as T;
+        match e {
+            T::Io { path, source } => Self::Io { path, source },
+            T::Json { path, source } => Self::Json { path, source },
+            T::Resume { path, reason } => Self::Resume { path, reason },
+            T::Motion(e) => Self::Motion(e),
+            T::Candle(e) => Self::Candle(e),
+            other => Self::Train(Box::new(other)),
+        }
+    }
 }
 
 /// Shorthand for `Result<T, DiffusionError>`.

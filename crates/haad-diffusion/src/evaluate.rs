@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use haad_motion::{preprocess, Motion};
-use indicatif::{ProgressBar, ProgressDrawTarget};
+use haad_motion::{preprocess, Motion, Progress};
 use ndarray::{Array4, Array5};
 use serde::{Deserialize, Serialize};
 
@@ -50,14 +49,14 @@ pub struct Completions {
 
 /// Prepares raw clips (first N frames, root-relative to joint `root`), completes each `samples`
 /// times from its first t_his frames and scores the completions against the clip's frames
-/// t_his..N, beside the zero-velocity baseline. `progress` shows a bar on stderr.
+/// t_his..N, beside the zero-velocity baseline. `progress` advances by one per clip.
 pub fn evaluate(
     model: &DiffusionModel,
     raw: &[Motion],
     root: usize,
     samples: usize,
     seed: u64,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> Result<(CompletionReport, Completions)> {
     if raw.is_empty() {
         return Err(DiffusionError::InvalidArgument(
@@ -69,17 +68,14 @@ pub fn evaluate(
         .iter()
         .map(|c| preprocess::prepare(c, cfg.frames, root))
         .collect::<haad_motion::Result<Vec<_>>>()?;
-    let bar = ProgressBar::new(truth.len() as u64);
-    if !progress {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
+    progress.start(truth.len() as u64, 0);
     let chunk = (crate::sample::SAMPLE_BATCH / samples.max(1)).max(1);
     let mut all = Vec::with_capacity(truth.len() * samples);
     for (i, part) in truth.chunks(chunk).enumerate() {
         all.extend(model.complete(part, samples, seed.wrapping_add(i as u64))?);
-        bar.inc(part.len() as u64);
+        progress.advance(part.len() as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     let mut ours = Vec::with_capacity(truth.len());
     let mut zv = Vec::with_capacity(truth.len());
     for (i, t) in truth.iter().enumerate() {

@@ -1,30 +1,39 @@
-//! The training loop: epochs of random windows of the training clips, progress bar, a JSON-lines
-//! log, checkpoints every few epochs and resuming from them.
+//! The training loop on the shared training stack (`haad-train`): epochs of random windows
+//! of the training clips, progress reports, a JSON-lines log, crash-safe checkpoints every few
+//! epochs and exact resuming from them.
+//!
+//! Training folder layout (`FitOptions::out`), the one of `haad_train::TrainDir`:
+//! - `log.jsonl`: one [`EpochLog`] a line;
+//! - `last/`: the latest checkpoint, replaced whole: the EMA model (`config.json`,
+//!   `model.safetensors`: load it with [`DiffusionModel::load`] or use the folder as a
+//!   generator), the raw weights (`train.safetensors`), `optimizer.safetensors` (Adam's moments
+//!   and step count) and `state.json`.
+//!
+//! Resuming needs a checkpoint in `last/` (none is an error) of the same configuration; it
+//! continues bit for bit as the uninterrupted run would have.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
-use haad_motion::{preprocess, Motion};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use haad_motion::atomic::{Disk, Storage};
+use haad_motion::{preprocess, Motion, NoProgress, Progress};
+use haad_train::{epoch_seed, LinearDecay, TrainDir};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+
+pub use haad_train::{EpochLog, TrainState, LAST_DIR, LOG_FILE, STATE_FILE};
 
 use crate::config::ValidConfig;
 use crate::error::{DiffusionError, Result};
 use crate::model::DiffusionModel;
 use crate::train::{augment_clip, data_scale, Trainer};
 
-/// The raw (non-EMA) weights in a training directory, for resuming.
+/// The raw (non-EMA) weights in a checkpoint, for resuming.
 pub const TRAIN_WEIGHTS_FILE: &str = "train.safetensors";
-/// Where a training directory records how far training got.
-pub const STATE_FILE: &str = "state.json";
-/// The per-epoch log, one JSON object a line.
-pub const LOG_FILE: &str = "train_log.jsonl";
 
 /// How long and where to train.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct FitOptions {
     /// Epochs to train (in total, counting those already done when resuming).
     pub epochs: usize,
@@ -32,51 +41,57 @@ pub struct FitOptions {
     pub steps_per_epoch: usize,
     /// Write a checkpoint every this many epochs (and after the last).
     pub checkpoint_every: usize,
-    /// The learning rate of the last epoch: epoch `e` of `E` trains at
-    /// `lr + (final - lr) e / (E - 1)` (linear decay from the config's rate). `None` keeps the
-    /// config's rate throughout.
+    /// The learning rate of the last epoch: the config's rate decays linearly to it over the
+    /// epochs (`haad_train::LinearDecay`). `None` keeps the config's rate throughout.
     pub final_learning_rate: Option<f64>,
     /// Seed of all randomness (weights, batches, noise, dropout).
     pub seed: u64,
-    /// The training directory: model (EMA) weights, raw weights, state and log.
+    /// The training folder (see the module docs).
     pub out: PathBuf,
-    /// Continue from the checkpoint in `out` when there is one.
+    /// Continue from the checkpoint in `out/last`, which must exist; `false` starts afresh.
     pub resume: bool,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
+    /// Stop (with a checkpoint) once this many epochs are done, as an interruption would; a
+    /// later call with `resume` continues the same run (same schedule). `None` trains to the
+    /// end.
+    pub stop_after_epoch: Option<usize>,
+    /// Where progress goes: one unit per optimiser step.
+    pub progress: Arc<dyn Progress>,
+    /// Through what checkpoints and logs are written: the real disk, or a fault injector
+    /// (`haad_motion::atomic::FailAfter`) in tests.
+    pub storage: Arc<dyn Storage>,
 }
 
-/// How far training got (`state.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitState {
-    /// Epochs completed.
-    pub epochs: usize,
-    /// Optimiser steps completed.
-    pub steps: usize,
-    /// The seed training was started with.
-    pub seed: u64,
+impl std::fmt::Debug for FitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitOptions")
+            .field("epochs", &self.epochs)
+            .field("steps_per_epoch", &self.steps_per_epoch)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("final_learning_rate", &self.final_learning_rate)
+            .field("seed", &self.seed)
+            .field("out", &self.out)
+            .field("resume", &self.resume)
+            .field("stop_after_epoch", &self.stop_after_epoch)
+            .finish_non_exhaustive()
+    }
 }
 
-/// One line of the training log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Optimiser steps completed after this epoch.
-    pub steps: usize,
-    /// Mean batch loss of the epoch.
-    pub loss: f32,
-    /// The epoch's learning rate (logs written before this field existed read as 0).
-    #[serde(default)]
-    pub learning_rate: f64,
-    /// Wall-clock seconds the epoch took.
-    pub seconds: f64,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiffusionError + '_ {
-    move |source| DiffusionError::Io {
-        path: path.to_path_buf(),
-        source,
+impl FitOptions {
+    /// `epochs` epochs of `steps_per_epoch` steps into `out` from scratch, a checkpoint every
+    /// epoch, constant learning rate, seed 0, no progress reports, on the real disk.
+    pub fn new(out: impl Into<PathBuf>, epochs: usize, steps_per_epoch: usize) -> Self {
+        Self {
+            epochs,
+            steps_per_epoch,
+            checkpoint_every: 1,
+            final_learning_rate: None,
+            seed: 0,
+            out: out.into(),
+            resume: false,
+            stop_after_epoch: None,
+            progress: Arc::new(NoProgress),
+            storage: Arc::new(Disk),
+        }
     }
 }
 
@@ -102,48 +117,49 @@ pub fn sample_batch(
         .collect()
 }
 
-fn save_checkpoint(trainer: &Trainer, state: &FitState, out: &Path) -> Result<()> {
-    trainer.ema().save(out)?;
-    trainer
-        .model()
-        .save_weights(&out.join(TRAIN_WEIGHTS_FILE))?;
-    let path = out.join(STATE_FILE);
-    let json = serde_json::to_string_pretty(state).map_err(|source| DiffusionError::Json {
-        path: path.clone(),
-        source,
-    })?;
-    std::fs::write(&path, json).map_err(io(&path))
+fn save_model_files(trainer: &Trainer, dir: &Path) -> Result<()> {
+    trainer.ema().save(dir)?;
+    trainer.model().save_weights(&dir.join(TRAIN_WEIGHTS_FILE))
 }
 
-fn load_checkpoint(out: &Path, device: &Device) -> Result<Option<(Trainer, FitState)>> {
-    let path = out.join(STATE_FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let state: FitState =
-        serde_json::from_str(&text).map_err(|source| DiffusionError::Json { path, source })?;
-    let ema = DiffusionModel::load(out, device)?;
+fn load_checkpoint(
+    dir: &TrainDir,
+    device: &Device,
+) -> Result<(Trainer, TrainState, Vec<EpochLog>)> {
+    let (state, log) = dir.resume()?;
+    let last = dir.last();
+    let ema = DiffusionModel::load(&last, device)?;
     let mut model = ema.duplicate()?;
-    model.load_weights(&out.join(TRAIN_WEIGHTS_FILE))?;
-    Ok(Some((Trainer::resume(model, ema, state.steps)?, state)))
+    model.load_weights(&last.join(TRAIN_WEIGHTS_FILE))?;
+    let trainer = Trainer::resume(model, ema, &last.join(haad_train::OPTIMIZER_FILE))?;
+    if trainer.steps() != state.optimizer_steps {
+        return Err(DiffusionError::Resume {
+            path: last,
+            reason: format!(
+                "the optimiser has taken {} steps, state.json says {}",
+                trainer.steps(),
+                state.optimizer_steps
+            ),
+        });
+    }
+    Ok((trainer, state, log))
 }
 
 /// Trains a model of `cfg` on raw training clips (any length; windows of N frames are drawn,
-/// root-relative to joint `root`) and leaves the EMA model in `opts.out` (loadable with
+/// root-relative to joint `root`) and leaves the EMA model in `opts.out/last` (loadable with
 /// [`DiffusionModel::load`]). The config's `scale` is set to the RMS of the prepared training
 /// clips ([`data_scale`]) and saved with the model.
 ///
-/// Epoch `e` draws its batches from a generator seeded by `(seed, e)`, so a run resumed at an
-/// epoch boundary draws the same batches as an uninterrupted one; Adam's moment estimates are
-/// not saved and restart from zero on resume.
+/// Epoch `e` draws its batches from a generator seeded by `haad_train::epoch_seed(seed, e)`,
+/// and checkpoints hold the optimiser's moments, so a resumed run gives the uninterrupted
+/// run's weights bit for bit. Returns the trainer and the log of the epochs this call ran.
 pub fn fit(
     cfg: &ValidConfig,
     clips: &[Motion],
     root: usize,
     opts: &FitOptions,
     device: &Device,
-) -> Result<(Trainer, Vec<EpochRecord>)> {
+) -> Result<(Trainer, Vec<EpochLog>)> {
     if opts.steps_per_epoch == 0 || opts.checkpoint_every == 0 {
         return Err(DiffusionError::InvalidArgument(
             "steps_per_epoch and checkpoint_every must be positive".into(),
@@ -156,103 +172,112 @@ pub fn fit(
             )));
         }
     }
-    std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
-    let resumed = if opts.resume {
-        load_checkpoint(&opts.out, device)?
+    let dir = TrainDir::with_storage(&opts.out, opts.storage.clone())?;
+    let (mut trainer, mut state) = if opts.resume {
+        let (t, s, _) = load_checkpoint(&dir, device)?;
+        let mut want = cfg.config().clone();
+        want.scale = t.model().config().scale;
+        if t.model().config().config() != &want {
+            return Err(DiffusionError::Resume {
+                path: dir.last(),
+                reason: "the checkpoint's config differs from the requested one".into(),
+            });
+        }
+        if s.seed != opts.seed {
+            return Err(DiffusionError::Resume {
+                path: dir.last(),
+                reason: format!(
+                    "the checkpoint was trained with seed {}, not {}",
+                    s.seed, opts.seed
+                ),
+            });
+        }
+        (t, s)
     } else {
-        None
+        dir.start_fresh(&[])?;
+        let cfg = cfg.with_scale(data_scale(clips, cfg.frames, root)?)?;
+        let trainer = Trainer::new(&cfg, opts.seed, device)?;
+        let state = TrainState {
+            epochs_done: 0,
+            optimizer_steps: 0,
+            seed: opts.seed,
+            best: None,
+        };
+        (trainer, state)
     };
-    let (mut trainer, mut state) = match resumed {
-        Some((t, s)) => {
-            let mut want = cfg.config().clone();
-            want.scale = t.model().config().scale;
-            if t.model().config().config() != &want {
-                return Err(DiffusionError::InvalidArgument(format!(
-                    "{}: the checkpoint's config differs from the requested one",
-                    opts.out.display()
-                )));
-            }
-            (t, s)
-        }
-        None => {
-            let cfg = cfg.with_scale(data_scale(clips, cfg.frames, root)?)?;
-            let trainer = Trainer::new(&cfg, opts.seed, device)?;
-            let state = FitState {
-                epochs: 0,
-                steps: 0,
-                seed: opts.seed,
-            };
-            (trainer, state)
-        }
-    };
-    let log_path = opts.out.join(LOG_FILE);
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io(&log_path))?;
-    let total = (opts.epochs.saturating_sub(state.epochs) * opts.steps_per_epoch) as u64;
-    let bar = ProgressBar::new(total);
-    if !opts.progress {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
-        )
-        .map_err(|e| DiffusionError::InvalidArgument(format!("progress template: {e}")))?,
+    let progress = &*opts.progress;
+    progress.start(
+        (opts.epochs.max(state.epochs_done) * opts.steps_per_epoch) as u64,
+        (state.epochs_done * opts.steps_per_epoch) as u64,
     );
     let batch = trainer.model().config().batch_size;
     let mut records = Vec::new();
     let lr0 = trainer.model().config().learning_rate;
-    for epoch in state.epochs..opts.epochs {
+    let schedule = LinearDecay {
+        start: lr0,
+        end: opts.final_learning_rate.unwrap_or(lr0),
+        epochs: opts.epochs,
+    };
+    let end = opts
+        .stop_after_epoch
+        .map_or(opts.epochs, |s| s.min(opts.epochs));
+    for epoch in state.epochs_done..end {
         let start = Instant::now();
-        let lr = learning_rate_at(lr0, opts.final_learning_rate, epoch, opts.epochs);
+        let lr = schedule.at(epoch);
         trainer.set_learning_rate(lr);
-        let mut rng = StdRng::seed_from_u64(
-            state.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let mut rng = StdRng::seed_from_u64(epoch_seed(state.seed, epoch));
         let mut sum = 0f64;
         for _ in 0..opts.steps_per_epoch {
             let cfg = trainer.model().config().clone();
             let b = sample_batch(clips, &cfg, root, batch, &mut rng)?;
             let loss = trainer.step(&b, &mut rng)?;
             sum += loss as f64;
-            bar.inc(1);
-            bar.set_message(format!("epoch {} loss {loss:.4}", epoch + 1));
+            progress.advance(1);
+            progress.message(&format!("epoch {} loss {loss:.4}", epoch + 1));
         }
-        state.epochs = epoch + 1;
-        state.steps = trainer.steps();
-        let rec = EpochRecord {
+        state.epochs_done = epoch + 1;
+        state.optimizer_steps = trainer.steps();
+        let rec = EpochLog {
             epoch: epoch + 1,
-            steps: trainer.steps(),
-            loss: (sum / opts.steps_per_epoch as f64) as f32,
+            loss: sum / opts.steps_per_epoch as f64,
             learning_rate: lr,
-            seconds: start.elapsed().as_secs_f64(),
+            steps: opts.steps_per_epoch,
+            wall_seconds: start.elapsed().as_secs_f64(),
+            validation: None,
         };
-        let line = serde_json::to_string(&rec).map_err(|source| DiffusionError::Json {
-            path: log_path.clone(),
-            source,
-        })?;
-        writeln!(log, "{line}").map_err(io(&log_path))?;
+        dir.append_log(&rec)?;
         records.push(rec);
-        if state.epochs % opts.checkpoint_every == 0 || state.epochs == opts.epochs {
-            save_checkpoint(&trainer, &state, &opts.out)?;
+        let done = state.epochs_done;
+        if done % opts.checkpoint_every == 0 || done == opts.epochs || done == end {
+            dir.save_checkpoint(&state, trainer.optimizer(), |d| {
+                save_model_files(&trainer, d)
+            })?;
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok((trainer, records))
 }
 
-/// The learning rate of epoch `epoch` (0-based) of `epochs`: linear from `lr0` to `last`.
-pub fn learning_rate_at(lr0: f64, last: Option<f64>, epoch: usize, epochs: usize) -> f64 {
-    match last {
-        Some(l) if epochs > 1 => {
-            lr0 + (l - lr0) * epoch.min(epochs - 1) as f64 / (epochs - 1) as f64
-        }
-        Some(l) => l,
-        None => lr0,
+/// The model folder of `dir`: its checkpoint `dir/last` when `dir` is a training folder (it
+/// has `last/` but no model of its own), else `dir` itself.
+pub fn model_dir(dir: &Path) -> PathBuf {
+    let last = dir.join(LAST_DIR);
+    if !dir.join(crate::model::CONFIG_FILE).exists() && last.is_dir() {
+        last
+    } else {
+        dir.to_path_buf()
     }
+}
+
+/// The learning rate of epoch `epoch` (0-based) of `epochs`: linear from `lr0` to `last`
+/// (`haad_train::LinearDecay`), constant without `last`.
+pub fn learning_rate_at(lr0: f64, last: Option<f64>, epoch: usize, epochs: usize) -> f64 {
+    LinearDecay {
+        start: lr0,
+        end: last.unwrap_or(lr0),
+        epochs,
+    }
+    .at(epoch)
 }
 
 /// The training clips (raw) of the seen categories of `split`: what the generative model
@@ -261,16 +286,12 @@ pub fn seen_training_clips(
     dataset: &haad_motion::Dataset,
     split: &haad_motion::split::Split,
 ) -> Vec<Motion> {
-    split
+    let indices: Vec<usize> = split
         .seen_categories()
         .into_iter()
-        .flat_map(|c| {
-            split
-                .train(c)
-                .iter()
-                .map(|&i| dataset.clips()[i].motion.clone())
-        })
-        .collect()
+        .flat_map(|c| split.train(c).iter().copied())
+        .collect();
+    dataset.motions_at(&indices)
 }
 
 #[cfg(test)]
@@ -286,6 +307,7 @@ mod tests {
         assert!((lr(4) - 1e-5).abs() < 1e-15);
         assert!((lr(9) - 1e-5).abs() < 1e-15); // past the end: the final rate
         assert_eq!(learning_rate_at(1e-3, None, 3, 5), 1e-3);
-        assert_eq!(learning_rate_at(1e-3, Some(2e-4), 0, 1), 2e-4);
+        // One epoch trains at the start rate (the encoder trainer's rule too).
+        assert_eq!(learning_rate_at(1e-3, Some(2e-4), 0, 1), 1e-3);
     }
 }

@@ -1,10 +1,12 @@
 //! One training step of the denoiser ([`Trainer`]), the EMA of its weights, the training
 //! augmentation (rotation about the vertical axis, mirroring) and the data scale.
 
-use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
 use haad_motion::augment::{Axis3, RotateJitterAugmenter};
 use haad_motion::{preprocess, Motion};
+use haad_train::{Adam, AdamParams, OptimizerKind};
 use rand::{rngs::StdRng, Rng};
 
 use crate::config::ValidConfig;
@@ -79,13 +81,25 @@ pub fn data_scale(clips: &[Motion], frames: usize, root: usize) -> Result<f32> {
     Ok(rms)
 }
 
-/// Trains a [`DiffusionModel`] with Adam (AdamW, weight decay 0) and keeps an exponential moving
-/// average of its weights (the model used for sampling).
+/// Trains a [`DiffusionModel`] with Adam (`haad_train::Adam`, AdamW with weight decay 0) and
+/// keeps an exponential moving average of its weights (the model used for sampling).
 pub struct Trainer {
     model: DiffusionModel,
     ema: DiffusionModel,
-    opt: AdamW,
+    opt: Adam,
     steps: usize,
+}
+
+/// The model's variables with their names, sorted by name (the optimiser's saved order).
+fn named_vars(model: &DiffusionModel) -> Result<Vec<(String, Var)>> {
+    let data = model
+        .varmap()
+        .data()
+        .lock()
+        .map_err(|_| DiffusionError::InvalidArgument("variable map lock poisoned".into()))?;
+    let mut named: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(named)
 }
 
 impl Trainer {
@@ -97,13 +111,9 @@ impl Trainer {
     /// Continues training `model` (its EMA starts as a copy of it).
     pub fn from_model(model: DiffusionModel) -> Result<Self> {
         let ema = model.duplicate()?;
-        let opt = AdamW::new(
-            model.varmap().all_vars(),
-            ParamsAdamW {
-                lr: model.config().learning_rate,
-                weight_decay: 0.0,
-                ..ParamsAdamW::default()
-            },
+        let opt = Adam::new(
+            named_vars(&model)?,
+            AdamParams::new(OptimizerKind::AdamW, model.config().learning_rate, 0.0),
         )?;
         Ok(Self {
             model,
@@ -113,12 +123,19 @@ impl Trainer {
         })
     }
 
-    /// Resumes from trained weights and their EMA (same configuration), after `steps` steps.
-    pub fn resume(model: DiffusionModel, ema: DiffusionModel, steps: usize) -> Result<Self> {
+    /// Resumes from trained weights, their EMA (same configuration) and the optimiser state
+    /// saved by `haad_train::Adam::save_state` (moments and step count) at `optimizer`.
+    pub fn resume(model: DiffusionModel, ema: DiffusionModel, optimizer: &Path) -> Result<Self> {
         let mut t = Self::from_model(model)?;
         t.ema = ema;
-        t.steps = steps;
+        t.opt.load_state(optimizer)?;
+        t.steps = t.opt.step_count();
         Ok(t)
+    }
+
+    /// The optimiser (its state is saved with every checkpoint).
+    pub fn optimizer(&self) -> &Adam {
+        &self.opt
     }
 
     /// The model being trained.
@@ -199,7 +216,7 @@ impl Trainer {
                 self.steps
             )));
         }
-        self.opt.backward_step(&loss)?;
+        self.opt.step(&loss.backward()?)?;
         self.update_ema()?;
         self.steps += 1;
         Ok(value)

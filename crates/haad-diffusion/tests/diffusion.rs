@@ -474,7 +474,7 @@ fn training_on_real_clips_lowers_the_loss() {
 
 #[test]
 fn fit_logs_checkpoints_and_resumes() {
-    use haad_diffusion::fit::{fit, FitOptions, FitState, LOG_FILE, STATE_FILE};
+    use haad_diffusion::fit::{fit, FitOptions, TrainState, LAST_DIR, LOG_FILE, STATE_FILE};
     let cfg = tiny(2);
     let mut rng = StdRng::seed_from_u64(4);
     // Raw clips of several lengths, away from the origin.
@@ -489,31 +489,31 @@ fn fit_logs_checkpoints_and_resumes() {
     let out = std::env::temp_dir().join(format!("haad-diffusion-fit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let mut opts = FitOptions {
-        epochs: 2,
-        steps_per_epoch: 2,
-        checkpoint_every: 1,
-        final_learning_rate: None,
         seed: 3,
-        out: out.clone(),
-        resume: true,
-        progress: false,
+        ..FitOptions::new(&out, 2, 2)
     };
     let (t1, recs) = fit(&cfg, &clips, 0, &opts, &Device::Cpu).unwrap();
     assert_eq!(recs.len(), 2);
     assert_eq!(t1.steps(), 4);
     // The scale is the RMS of the prepared clips, saved with the model.
     let scale = data_scale(&clips, 60, 0).unwrap();
-    let saved = DiffusionModel::load(&out, &Device::Cpu).unwrap();
+    let saved = DiffusionModel::load(&out.join(LAST_DIR), &Device::Cpu).unwrap();
     assert_eq!(saved.config().scale, scale);
     assert_ne!(scale, 1.0);
     opts.epochs = 3;
+    opts.resume = true;
     let (t2, recs) = fit(&cfg, &clips, 0, &opts, &Device::Cpu).unwrap();
     assert_eq!((recs.len(), recs[0].epoch, t2.steps()), (1, 3, 6));
     let log = std::fs::read_to_string(out.join(LOG_FILE)).unwrap();
     assert_eq!(log.lines().count(), 3);
-    let state: FitState =
-        serde_json::from_str(&std::fs::read_to_string(out.join(STATE_FILE)).unwrap()).unwrap();
-    assert_eq!((state.epochs, state.steps, state.seed), (3, 6, 3));
+    let state: TrainState = serde_json::from_str(
+        &std::fs::read_to_string(out.join(LAST_DIR).join(STATE_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (state.epochs_done, state.optimizer_steps, state.seed),
+        (3, 6, 3)
+    );
     // Resuming with another architecture is refused.
     let other = DiffusionConfig {
         d_model: 8,

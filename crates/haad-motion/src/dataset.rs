@@ -95,6 +95,18 @@ impl Dataset {
         &self.clips
     }
 
+    /// The motions of the clips at `indices` (dataset indices, as splits and samplers give
+    /// them), in that order.
+    ///
+    /// # Panics
+    /// When an index is out of range, as slice indexing does.
+    pub fn motions_at(&self, indices: &[usize]) -> Vec<Motion> {
+        indices
+            .iter()
+            .map(|&i| self.clips[i].motion.clone())
+            .collect()
+    }
+
     /// What the loader skipped, and why.
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped
@@ -261,5 +273,18 @@ mod tests {
         assert_eq!(rel.clips()[1].source, PathBuf::from("elsewhere/two.bvh"));
         assert_eq!(rel.skipped()[0].path, PathBuf::from("bad.bvh"));
         assert_eq!(rel.clips()[0].motion, ds.clips()[0].motion);
+    }
+
+    #[test]
+    fn motions_at_follows_the_indices() {
+        let mut a = clip(2, 0, "a");
+        a.motion = Motion::new(Array3::from_elem((4, 2, 3), 1.0), None).unwrap();
+        let b = clip(2, 0, "b");
+        let ds = Dataset::new(skel(2), vec!["c".into()], vec![a, b], vec![]).unwrap();
+        let m = ds.motions_at(&[1, 0, 1]);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0], ds.clips()[1].motion);
+        assert_eq!(m[1], ds.clips()[0].motion);
+        assert!(ds.motions_at(&[]).is_empty());
     }
 }

@@ -21,6 +21,7 @@
 //! # Ok::<(), haad_motion::MotionError>(())
 //! ```
 
+pub mod atomic;
 pub mod augment;
 pub mod dataset;
 pub mod dct;
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod motion;
 pub mod pool;
 pub mod preprocess;
+pub mod progress;
 pub mod split;
 pub mod stats;
 
@@ -39,4 +41,5 @@ pub use error::{MotionError, Result};
 pub use io::{load, DataFormat};
 pub use motion::{Motion, Skeleton};
 pub use pool::{PoolSpec, VariantPool};
+pub use progress::{NoProgress, Progress};
 pub use stats::DatasetStats;

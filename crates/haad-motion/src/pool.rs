@@ -115,7 +115,7 @@ impl VariantPool {
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         let meta_path = dir.join("pool.json");
         let json = serde_json::to_string_pretty(&meta).expect("pool metadata serialises");
-        std::fs::write(&meta_path, json).map_err(|e| io_error(&meta_path, e))?;
+        crate::atomic::write_file(&meta_path, json.as_bytes())?;
 
         let chunks = clips.len().div_ceil(POOL_CHUNK);
         let mut variants = HashMap::with_capacity(clips.len());
@@ -249,10 +249,8 @@ fn write_chunk(path: &Path, clips: &[Motion]) -> Result<()> {
         ),
     ];
     let bytes = safetensors::serialize(tensors, None).map_err(st_err)?;
-    // Write then rename, so that an interruption never leaves a truncated chunk behind.
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    // Whole or not at all, so that an interruption never leaves a truncated chunk behind.
+    crate::atomic::write_file(path, &bytes)
 }
 
 fn read_chunk(path: &Path, expected: usize) -> Result<Vec<Motion>> {

@@ -107,7 +107,7 @@ impl Dataset {
         ];
         let info = HashMap::from([(METADATA_KEY.to_string(), json)]);
         let bytes = safetensors::serialize(tensors, Some(info)).map_err(st_err)?;
-        std::fs::write(path, bytes).map_err(|e| io_error(path, e))
+        crate::atomic::write_file(path, &bytes)
     }
 
     /// Reads a dataset written by [`Dataset::save`]; every inconsistency is an error naming the

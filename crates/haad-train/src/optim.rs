@@ -1,5 +1,6 @@
 //! Adam and AdamW with a state that can be saved and restored, so that a resumed run continues
-//! exactly where it stopped (candle's own `AdamW` keeps its moments private).
+//! exactly where it stopped (candle's own `AdamW` keeps its moments private). [`Adam`]
+//! implements [`candle_nn::Optimizer`].
 //!
 //! Update for a parameter `theta` with gradient `g` at step `t` (1-based):
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
@@ -10,10 +11,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_core::{backprop::GradStore, DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ContrastiveError, Result};
+use crate::error::{Result, TrainError};
+
+/// The key of the step count in a saved optimiser state.
+const STEP_KEY: &str = "step";
 
 /// Which optimiser: the reference code uses AdamW, the paper's text says Adam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -28,6 +32,7 @@ pub enum OptimizerKind {
 
 /// Adam's constants.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamParams {
     /// Which variant.
     pub kind: OptimizerKind,
@@ -43,6 +48,21 @@ pub struct AdamParams {
     pub weight_decay: f64,
 }
 
+impl AdamParams {
+    /// `kind` at learning rate `lr` and weight decay `weight_decay`, with the usual
+    /// b1 = 0.9, b2 = 0.999, eps = 1e-8.
+    pub fn new(kind: OptimizerKind, lr: f64, weight_decay: f64) -> Self {
+        Self {
+            kind,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+}
+
 /// Adam / AdamW over a fixed, named list of variables.
 pub struct Adam {
     params: AdamParams,
@@ -50,6 +70,33 @@ pub struct Adam {
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: usize,
+}
+
+impl candle_nn::Optimizer for Adam {
+    type Config = AdamParams;
+
+    /// Names the variables by position (`p0`, `p1`, ...): a saved state fits an optimiser over
+    /// the same variables in the same order. Use [`Adam::new`] for stable names.
+    fn new(vars: Vec<Var>, config: AdamParams) -> candle_core::Result<Self> {
+        let named = vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("p{i}"), v))
+            .collect();
+        Adam::new(named, config).map_err(candle_core::Error::wrap)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        Adam::step(self, grads).map_err(candle_core::Error::wrap)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.params.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.params.lr = lr;
+    }
 }
 
 impl Adam {
@@ -119,51 +166,88 @@ impl Adam {
         Ok(())
     }
 
-    /// Writes the moments to `path` (safetensors, `m.NAME` / `v.NAME`); the step count goes in
-    /// the caller's state file.
-    pub fn save_moments(&self, path: &Path) -> Result<()> {
+    /// The variables' names, in the optimiser's order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Writes the state to `path` (safetensors): the moments as `m.NAME` / `v.NAME` and the
+    /// step count as `step`.
+    pub fn save_state(&self, path: &Path) -> Result<()> {
         let mut map = HashMap::new();
         for (i, (name, _)) in self.vars.iter().enumerate() {
             map.insert(format!("m.{name}"), self.m[i].clone());
             map.insert(format!("v.{name}"), self.v[i].clone());
         }
-        candle_core::safetensors::save(&map, path)?;
-        Ok(())
+        let device = candle_core::Device::Cpu;
+        map.insert(
+            STEP_KEY.to_string(),
+            Tensor::new(&[self.step as i64], &device)?,
+        );
+        candle_core::safetensors::save(&map, path).map_err(|e| TrainError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 
-    /// Restores moments written by [`Adam::save_moments`] and the step count.
-    pub fn load_moments(&mut self, path: &Path, step: usize) -> Result<()> {
+    /// Restores a state written by [`Adam::save_state`]: every variable's moments (same names,
+    /// same shapes, finite, `v >= 0`) and the step count; anything else there is refused.
+    pub fn load_state(&mut self, path: &Path) -> Result<()> {
+        let bad = |reason: String| TrainError::Resume {
+            path: path.to_path_buf(),
+            reason,
+        };
         let device = self
             .vars
             .first()
             .map(|(_, v)| v.device().clone())
             .unwrap_or(candle_core::Device::Cpu);
-        let map = candle_core::safetensors::load(path, &device).map_err(|e| {
-            ContrastiveError::Resume {
-                path: path.to_path_buf(),
-                reason: format!("cannot read the optimiser state: {e}"),
-            }
-        })?;
-        for (i, (name, var)) in self.vars.iter().enumerate() {
-            for (prefix, slot) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
+        let map = candle_core::safetensors::load(path, &device)
+            .map_err(|e| bad(format!("unreadable optimiser state: {e}")))?;
+        let step = map
+            .get(STEP_KEY)
+            .ok_or_else(|| bad(format!("optimiser state has no {STEP_KEY}")))?
+            .to_dtype(DType::I64)?
+            .flatten_all()?
+            .to_vec1::<i64>()?;
+        let step = match step[..] {
+            [s] if s >= 0 => s as usize,
+            _ => return Err(bad(format!("{STEP_KEY} is {step:?}, not one count"))),
+        };
+        if map.len() != 2 * self.vars.len() + 1 {
+            return Err(bad(format!(
+                "optimiser state holds {} tensors, the model has {} variables (2 moments each + {STEP_KEY})",
+                map.len(),
+                self.vars.len()
+            )));
+        }
+        let mut m = Vec::with_capacity(self.vars.len());
+        let mut v = Vec::with_capacity(self.vars.len());
+        for (name, var) in &self.vars {
+            for (prefix, out) in [("m", &mut m), ("v", &mut v)] {
                 let key = format!("{prefix}.{name}");
-                let t = map.get(&key).ok_or_else(|| ContrastiveError::Resume {
-                    path: path.to_path_buf(),
-                    reason: format!("optimiser state has no {key}"),
-                })?;
+                let t = map
+                    .get(&key)
+                    .ok_or_else(|| bad(format!("optimiser state has no {key}")))?;
                 if t.dims() != var.dims() {
-                    return Err(ContrastiveError::Resume {
-                        path: path.to_path_buf(),
-                        reason: format!(
-                            "{key} has shape {:?}, the model {:?}",
-                            t.dims(),
-                            var.dims()
-                        ),
-                    });
+                    return Err(bad(format!(
+                        "{key} has shape {:?}, the model {:?}",
+                        t.dims(),
+                        var.dims()
+                    )));
                 }
-                *slot = t.clone();
+                let t = t.to_dtype(var.dtype())?;
+                let f = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                if f.iter()
+                    .any(|x| !x.is_finite() || (prefix == "v" && *x < 0.0))
+                {
+                    return Err(bad(format!("{key} holds non-finite or negative values")));
+                }
+                out.push(t);
             }
         }
+        self.m = m;
+        self.v = v;
         self.step = step;
         Ok(())
     }
@@ -186,10 +270,10 @@ mod tests {
     }
 
     /// Two steps on f(x) = sum x^2 computed by hand in f64.
-    fn hand(kind: OptimizerKind, wd: f64, x0: f64) -> f64 {
+    fn hand(kind: OptimizerKind, wd: f64, x0: f64, steps: i32) -> f64 {
         let p = params(kind, wd);
         let (mut x, mut m, mut v) = (x0, 0.0, 0.0);
-        for t in 1..=2 {
+        for t in 1..=steps {
             let mut g = 2.0 * x;
             if kind == OptimizerKind::Adam {
                 g += wd * x;
@@ -220,7 +304,7 @@ mod tests {
                 let got: Vec<f64> = var.as_tensor().to_vec1().unwrap();
                 for (g, x0) in got.iter().zip([1.5, -0.25]) {
                     assert!(
-                        (g - hand(kind, wd, x0)).abs() < 1e-12,
+                        (g - hand(kind, wd, x0, 2)).abs() < 1e-12,
                         "{kind:?} wd={wd}: {g}"
                     );
                 }
@@ -279,10 +363,10 @@ mod tests {
                 .unwrap()
         };
         oa.step(&loss(&a)).unwrap();
-        oa.save_moments(&dir.join("opt.safetensors")).unwrap();
+        oa.save_state(&dir.join("opt.safetensors")).unwrap();
         b.set(a.as_tensor()).unwrap();
-        ob.load_moments(&dir.join("opt.safetensors"), oa.step_count())
-            .unwrap();
+        ob.load_state(&dir.join("opt.safetensors")).unwrap();
+        assert_eq!(ob.step_count(), 1);
         oa.step(&loss(&a)).unwrap();
         ob.step(&loss(&b)).unwrap();
         let (va, vb): (Vec<f32>, Vec<f32>) = (a.to_vec1().unwrap(), b.to_vec1().unwrap());
@@ -290,15 +374,33 @@ mod tests {
         let wrong = Var::zeros(3, DType::F32, &Device::Cpu).unwrap();
         let mut oc =
             Adam::new(vec![("w".into(), wrong)], params(OptimizerKind::AdamW, 0.1)).unwrap();
-        assert!(oc.load_moments(&dir.join("opt.safetensors"), 1).is_err());
-        // A truncated file: the error names it (it said `header too small` alone).
-        let bytes = std::fs::read(dir.join("opt.safetensors")).unwrap();
-        std::fs::write(dir.join("opt.safetensors"), &bytes[..4]).unwrap();
-        let err = ob
-            .load_moments(&dir.join("opt.safetensors"), 1)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("opt.safetensors"), "{err}");
+        assert!(matches!(
+            oc.load_state(&dir.join("opt.safetensors")),
+            Err(TrainError::Resume { .. })
+        ));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn optimizer_trait_matches_the_named_optimiser() {
+        use candle_nn::Optimizer;
+        let make =
+            || Var::from_tensor(&Tensor::new(&[0.7f64, -1.25], &Device::Cpu).unwrap()).unwrap();
+        let (a, b) = (make(), make());
+        let p = params(OptimizerKind::AdamW, 0.3);
+        let mut named = Adam::new(vec![("x".into(), a.clone())], p).unwrap();
+        let mut generic = <Adam as Optimizer>::new(vec![b.clone()], p).unwrap();
+        assert_eq!(generic.names().collect::<Vec<_>>(), vec!["p0"]);
+        for _ in 0..3 {
+            let la = a.as_tensor().sqr().unwrap().sum_all().unwrap();
+            named.step(&la.backward().unwrap()).unwrap();
+            let lb = b.as_tensor().sqr().unwrap().sum_all().unwrap();
+            generic.backward_step(&lb).unwrap();
+        }
+        generic.set_learning_rate(0.05);
+        assert_eq!(Optimizer::learning_rate(&generic), 0.05);
+        let (va, vb): (Vec<f64>, Vec<f64>) = (a.to_vec1().unwrap(), b.to_vec1().unwrap());
+        assert_eq!(va, vb);
+        assert!((va[0] - hand(OptimizerKind::AdamW, 0.3, 0.7, 3)).abs() < 1e-12);
     }
 }

@@ -51,7 +51,7 @@ fn forward(c: &mut Criterion) {
         let xs = random(&[batch, FRAMES, JOINTS, 3], batch as u64);
         g.throughput(Throughput::Elements(batch as u64)); // clips/s
         g.bench_with_input(BenchmarkId::from_parameter(batch), &xs, |bch, xs| {
-            bch.iter(|| model.encoder.forward_t(xs, false).expect("forward"))
+            bch.iter(|| model.encoder().forward_t(xs, false).expect("forward"))
         });
     }
     g.finish();
@@ -80,7 +80,7 @@ fn train_step(c: &mut Criterion) {
     g.throughput(Throughput::Elements(batch as u64));
     g.bench_function(BenchmarkId::from_parameter(batch), |bch| {
         bch.iter(|| {
-            let emb = model.encoder.forward_t(&xs, true).expect("forward");
+            let emb = model.encoder().forward_t(&xs, true).expect("forward");
             let loss = (emb * &r).and_then(|l| l.sum_all()).expect("loss");
             opt.backward_step(&loss).expect("step");
         })

@@ -12,10 +12,10 @@ use candle_core::Device;
 use clap::Parser;
 use haad::progress::Bar;
 use haad_diffusion::evaluate::{evaluate, write_npy};
-use haad_diffusion::plot::draw_completions;
 use haad_diffusion::DiffusionModel;
 use haad_motion::io::{load, DataFormat};
 use haad_motion::split::{Split, DEFAULT_TRAIN_FRACTION};
+use haad_report::{draw_completions, CompletionFigure};
 
 #[derive(Parser)]
 #[command(about = "Complete held-out motion clips with a trained diffusion model and score them")]
@@ -38,16 +38,25 @@ struct Args {
     /// Write the metrics as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write observed.npy, completions.npy and completions.png here.
+    /// Write observed.npy, completions.npy and completions.svg here.
     #[arg(long)]
     write: Option<PathBuf>,
+    /// Clips (rows) drawn in completions.svg.
+    #[arg(long, default_value_t = 4)]
+    figure_rows: usize,
     /// Evaluate at most this many test clips (in split order).
     #[arg(long)]
     max_clips: Option<usize>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ds = load(args.format, &args.data)?;
     for s in ds.skipped() {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);
@@ -96,17 +105,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(dir) = &args.write {
         write_npy(&completions, dir)?;
         let cfg = model.config();
-        draw_completions(
-            &dir.join("completions.png"),
-            &ds.skeleton().bones(),
-            &completions.truth,
-            &completions.samples,
-            completions.per_clip,
-            cfg.t_his,
-            cfg.lateral,
-            cfg.up,
-            4,
-        )?;
+        let bones = ds.skeleton().bones();
+        let figure = CompletionFigure {
+            bones: &bones,
+            truth: &completions.truth,
+            samples: &completions.samples,
+            per_clip: completions.per_clip,
+            t_his: cfg.t_his,
+            lateral: cfg.lateral,
+            up: cfg.up,
+        };
+        draw_completions(&dir.join("completions.svg"), &figure, args.figure_rows)?;
     }
     Ok(())
 }

@@ -8,12 +8,12 @@
 //!     --encoder none --k 3 --seeds 10 --out msr_eval.json --plot msr_eval.svg
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Parser;
 use haad::progress::Bar;
-use haad_detect::{report, EvalConfig, Scoring};
+use haad_detect::{report, Embedder, EvalConfig, Scoring};
 use haad_motion::split::{Split, DEFAULT_TRAIN_FRACTION};
 use haad_motion::{load, DataFormat};
 
@@ -29,7 +29,8 @@ struct Args {
     /// Comma-separated categories kept out of training (reported as unseen).
     #[arg(long, value_delimiter = ',', default_value = "")]
     unseen: Vec<String>,
-    /// Directory of a trained encoder (EncoderModel::save), or "none" for the baseline only.
+    /// A trained encoder: its folder (EncoderModel::save) or a training output folder (its
+    /// best/, else last/); "none" evaluates the baseline only.
     #[arg(long, default_value = "none")]
     encoder: String,
     /// K: real support clips per category.
@@ -64,7 +65,7 @@ fn main() {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(plot) = &args.plot {
-        report::check_plot_path(plot)?;
+        haad_report::check_figure_path(plot)?;
     }
     let start = Instant::now();
     let dataset = load(args.format, &args.data)?;
@@ -73,7 +74,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let unseen: Vec<String> = args.unseen.into_iter().filter(|s| !s.is_empty()).collect();
     let split = Split::new(&dataset, args.train_fraction, &unseen)?;
-    let encoder = haad_detect::embed::load_embedder(&args.encoder, &candle_core::Device::Cpu)?;
+    let encoder = match args.encoder.as_str() {
+        "none" => None,
+        dir => Some(Embedder::load_encoder(
+            Path::new(dir),
+            &candle_core::Device::Cpu,
+        )?),
+    };
     let config = EvalConfig {
         k: args.k,
         seeds: args.seeds,
@@ -104,7 +111,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     comparison.write_json(&args.out)?;
     haad::outln!("wrote {}", args.out.display());
     if let Some(plot) = args.plot {
-        report::plot_auc_bars(&comparison, &plot)?;
+        haad_report::plot_auc_bars(&comparison, &plot)?;
         haad::outln!("wrote {}", plot.display());
     }
     Ok(())

@@ -15,14 +15,13 @@ use std::time::Instant;
 
 use candle_core::Device;
 use clap::Parser;
-use haad::contrastive::TrainConfig;
-use haad::detect::figures::plot_strips;
+use haad::contrastive::TrainedEncoder;
 use haad::detect::{roc_auc, Augmentation, Detector, Embedder, InputSpec, Scoring};
 use haad::diffusion::DiffusionAugmenter;
-use haad::gcn::EncoderModel;
-use haad::motion::split::{sample_support, Split, DEFAULT_TRAIN_FRACTION};
+use haad::motion::split::{sample_support, Split};
 use haad::motion::Dataset;
 use haad::pipeline::clips_at;
+use haad::report::plot_strips;
 
 #[derive(Parser, Debug)]
 #[command(about = "Few-shot action anomaly detection on the embedded Bandai-Namco subset")]
@@ -56,11 +55,8 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = Dataset::load(root.join("data/bandai/bandai-ds2-60f.safetensors"))?;
     let models = root.join("models/bandai");
-    let encoder = EncoderModel::load(&models.join("encoder"), &Device::Cpu)?;
-    let trained: TrainConfig = serde_json::from_str(&std::fs::read_to_string(
-        models.join("encoder/train_config.json"),
-    )?)?;
-    let split = Split::new(&data, DEFAULT_TRAIN_FRACTION, &trained.unseen)?;
+    let trained = TrainedEncoder::load(&models.join("encoder"), &Device::Cpu)?;
+    let split = Split::new(&data, trained.config.train_fraction, &trained.config.unseen)?;
     let normal = data.category_index(&a.normal)?;
     let chosen = sample_support(split.train(normal), a.k, a.seed)?;
     let support = clips_at(&data, &chosen);
@@ -77,7 +73,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: a.seed,
     });
     let detector = Detector::fit(
-        Embedder::encoder(encoder),
+        Embedder::encoder(trained.model),
         input.clone(),
         Scoring::MeanDistance,
         &support,

@@ -72,8 +72,14 @@ struct Args {
     resume: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ds = load(args.format, &args.data)?;
     for s in ds.skipped() {
         eprintln!("skipped {}: {}", s.path.display(), s.reason);

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use clap::Parser;
-use haad::contrastive::report::{format_log_table, plot_log};
+use haad::contrastive::report::format_log_table;
 use haad::contrastive::{
     train, ContrastiveError, OptimizerKind, TrainConfig, TrainOptions, ValidationData, Validator,
 };
@@ -25,6 +25,7 @@ use haad::motion::split::Split;
 use haad::motion::{load, DataFormat};
 use haad::pipeline::train_clips;
 use haad::progress::Bar;
+use haad::report::plot_log;
 use serde::de::DeserializeOwned;
 
 /// The augmenters this command offers.
@@ -116,9 +117,16 @@ struct Args {
     #[arg(long)]
     checkpoint_every: Option<usize>,
     /// Hold out this share of each seen category's training clips and keep the epoch with the
-    /// best few-shot validation AUC (K = 3, 5 seeds) in OUT/best (default 0: no validation).
+    /// best few-shot validation AUC (--val-k, --val-seeds) in OUT/best (default 0: no
+    /// validation).
     #[arg(long)]
     validation: Option<f64>,
+    /// K, real support clips of the validation's few-shot runs.
+    #[arg(long, default_value_t = 3)]
+    val_k: usize,
+    /// Support seeds (0..N) of the validation's few-shot runs.
+    #[arg(long, default_value_t = 5)]
+    val_seeds: usize,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -127,8 +135,14 @@ struct Args {
     quiet: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = match &a.config {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,
         None => TrainConfig::default(),
@@ -212,8 +226,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             data.dataset,
             data.split,
             data.validation,
-            3,
-            5,
+            a.val_k,
+            a.val_seeds,
             Scoring::MeanDistance,
         )
         .map_err(|e| ContrastiveError::Validation(e.to_string()))

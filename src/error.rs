@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong when the crates are composed into the method.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HaadError {
     /// Motion data (loading, preprocessing, splits, pools).
     #[error(transparent)]
@@ -21,6 +22,9 @@ pub enum HaadError {
     /// Detection and evaluation.
     #[error(transparent)]
     Detect(#[from] haad_detect::DetectError),
+    /// Figures and 2-D maps.
+    #[error(transparent)]
+    Report(#[from] haad_report::ReportError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -9,6 +9,7 @@
 //! - [`contrastive`]: the multi-positive contrastive loss and the trainer.
 //! - [`train`]: the training stack both trainers share (optimiser, schedule, checkpoints).
 //! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
+//! - [`report`]: figures (SVG) and 2-D maps of embeddings (PCA, t-SNE).
 //!
 //! [`progress`] shows the libraries' progress reports as a terminal bar.
 //! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
@@ -31,6 +32,7 @@ pub use haad_detect as detect;
 pub use haad_diffusion as diffusion;
 pub use haad_gcn as gcn;
 pub use haad_motion as motion;
+pub use haad_report as report;
 pub use haad_train as train;
 
 /// The README's Rust snippet, compiled and run as a doctest.

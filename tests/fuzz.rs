@@ -185,7 +185,7 @@ const FORMATS: &[Format] = &[
         load: |d| {
             EncoderModel::load(d, &Device::Cpu)
                 .map(|m| {
-                    let clip = probe(m.config.frames, m.config.joints);
+                    let clip = probe(m.config().frames, m.config().joints);
                     if let Ok(e) = m.embed(&[clip]) {
                         assert!(e.iter().all(|v| v.is_finite()), "non-finite embedding");
                     }

@@ -128,6 +128,7 @@ fn every_experiment_runs_and_writes_its_files() {
     let f = fig34(&study, "mid", 0).unwrap();
     assert_eq!(f.scores.len(), 6); // 2 test clips per category
     assert_eq!(f.map_plain.len(), 6);
+    assert_eq!(f.tsne_generated.len(), 6);
     assert!(fig34(&study, "nope", 0).is_err());
 
     for name in [
@@ -145,6 +146,8 @@ fn every_experiment_runs_and_writes_its_files() {
         "fig3.svg",
         "fig4_plain.svg",
         "fig4_generated.svg",
+        "fig4_plain_tsne.svg",
+        "fig4_generated_tsne.svg",
     ] {
         assert!(work.join(name).is_file(), "{name} missing");
     }

@@ -542,7 +542,7 @@ fn shipped_models_and_data_still_load() {
     .unwrap();
     assert!(!ds.clips().is_empty());
     let enc = EncoderModel::load(&root.join("models/bandai/encoder"), &Device::Cpu).unwrap();
-    assert_eq!(enc.config.joints, ds.joints());
+    assert_eq!(enc.config().joints, ds.joints());
     let text =
         std::fs::read_to_string(root.join("models/bandai/encoder/train_config.json")).unwrap();
     serde_json::from_str::<haad::contrastive::TrainConfig>(&text).unwrap();

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use haad_detect::figures::{pca_2d, plot_lines, plot_scatter, plot_strips, Series};
 use haad_detect::{Augmentation, Detector, Embedder, Embedding, InputSpec, Scoring};
 use haad_motion::split::sample_support;
+use haad_report::{pca_2d, plot_lines, plot_scatter, plot_strips, tsne_2d, Series, TsneConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{fmt_opt, seconds, Study, Summary, Training};
@@ -213,14 +213,29 @@ pub struct Fig34 {
     pub map_plain: Vec<[f32; 2]>,
     /// The same for the encoder trained with generated variants (Fig. 4, right).
     pub map_generated: Vec<[f32; 2]>,
+    /// Per test clip: t-SNE coordinates of its embedding by the encoder trained without
+    /// generation (the paper's Fig. 4 is a t-SNE map; [`tsne_settings`]).
+    pub tsne_plain: Vec<[f32; 2]>,
+    /// The same for the encoder trained with generated variants.
+    pub tsne_generated: Vec<[f32; 2]>,
     /// Wall time.
     pub seconds: f64,
 }
 
+/// The t-SNE settings of Fig. 4 for `n` points: perplexity 30, or (n - 1) / 3 when there are
+/// fewer than 91 points; 1000 iterations, learning rate 200, seed 0.
+pub fn tsne_settings(n: usize) -> TsneConfig {
+    TsneConfig {
+        perplexity: 30f64.min(n.saturating_sub(1) as f64 / 3.0).max(1.0),
+        ..TsneConfig::default()
+    }
+}
+
 /// Runs Fig. 3 (scores of the test clips by category for the support of `normal` drawn with
-/// `seed`, full method) and Fig. 4 (PCA maps of the test embeddings by the encoders trained
-/// without and with generated variants). Writes `fig34.json`, `fig3.svg`, `fig4_plain.svg`
-/// and `fig4_generated.svg`.
+/// `seed`, full method) and Fig. 4 (PCA and t-SNE maps of the test embeddings by the encoders
+/// trained without and with generated variants). Writes `fig34.json`, `fig3.svg`,
+/// `fig4_plain.svg`, `fig4_generated.svg` (PCA), `fig4_plain_tsne.svg` and
+/// `fig4_generated_tsne.svg`.
 pub fn fig34(study: &Study, normal: &str, seed: u64) -> Result<Fig34> {
     let start = Instant::now();
     let s = study.settings();
@@ -246,22 +261,28 @@ pub fn fig34(study: &Study, normal: &str, seed: u64) -> Result<Fig34> {
     let test_clips = clips_at(ds, &test);
     let scores = detector.score_batch(&test_clips)?;
     let test_category: Vec<usize> = test.iter().map(|&i| ds.clips()[i].category).collect();
-    let map = |e: &Embedder| -> Result<Vec<[f32; 2]>> {
+    let tsne = tsne_settings(test_clips.len()).check()?;
+    let pairs = |m: ndarray::Array2<f32>| m.rows().into_iter().map(|r| [r[0], r[1]]).collect();
+    type Map = Vec<[f32; 2]>;
+    let maps = |e: &Embedder| -> Result<(Map, Map)> {
         let emb = e.embed_raw(&test_clips, &input)?;
-        Ok(pca_2d(emb.view())?
-            .rows()
-            .into_iter()
-            .map(|r| [r[0], r[1]])
-            .collect())
+        Ok((
+            pairs(pca_2d(emb.view())?),
+            pairs(tsne_2d(emb.view(), &tsne)?),
+        ))
     };
+    let (map_plain, tsne_plain) = maps(&plain)?;
+    let (map_generated, tsne_generated) = maps(&full)?;
     let f = Fig34 {
         normal: normal.to_string(),
         seed,
         categories: ds.categories().to_vec(),
         test_category,
         scores,
-        map_plain: map(&plain)?,
-        map_generated: map(&full)?,
+        map_plain,
+        map_generated,
+        tsne_plain,
+        tsne_generated,
         seconds: seconds(start),
     };
     study.write_json("fig34", &f)?;
@@ -283,20 +304,20 @@ pub fn fig34(study: &Study, normal: &str, seed: u64) -> Result<Fig34> {
         &by_cat,
         Some(c),
     )?;
-    for (name, pts, what) in [
-        ("fig4_plain.svg", &f.map_plain, "trained without generation"),
-        (
-            "fig4_generated.svg",
-            &f.map_generated,
-            "trained with generated variants",
-        ),
+    let without = "trained without generation";
+    let with = "trained with generated variants";
+    for (name, pts, what, method) in [
+        ("fig4_plain.svg", &f.map_plain, without, "PCA"),
+        ("fig4_generated.svg", &f.map_generated, with, "PCA"),
+        ("fig4_plain_tsne.svg", &f.tsne_plain, without, "t-SNE"),
+        ("fig4_generated_tsne.svg", &f.tsne_generated, with, "t-SNE"),
     ] {
         let flat: Vec<f32> = pts.iter().flatten().copied().collect();
         let arr = ndarray::Array2::from_shape_vec((pts.len(), 2), flat)
             .expect("two coordinates per point");
         plot_scatter(
             &study.work().join(name),
-            &format!("Fig. 4: PCA of test embeddings, encoder {what}"),
+            &format!("Fig. 4: {method} of test embeddings, encoder {what}"),
             arr.view(),
             &f.test_category,
             &f.categories,

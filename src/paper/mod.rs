@@ -28,7 +28,7 @@ use crate::error::{HaadError, Result};
 use crate::pipeline::{train_clips, train_encoder};
 use crate::progress::Bar;
 
-pub use figures::{fig34, fig5, fig7, Fig34, Fig5, Fig7};
+pub use figures::{fig34, fig5, fig7, tsne_settings, Fig34, Fig5, Fig7};
 pub use tables::{table2, table3, table4, Table2, Table3, Table4};
 
 /// Settings shared by the experiments; `Default` is the paper's protocol with the training

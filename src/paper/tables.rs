@@ -4,9 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use haad_detect::figures::{plot_bars, plot_lines, Series};
-use haad_detect::report::auc_series;
 use haad_detect::{Embedder, Evaluation};
+use haad_report::{auc_series, plot_bars, plot_lines, Series};
 use serde::{Deserialize, Serialize};
 
 use super::{fmt_opt, seconds, Study, Summary, Training};

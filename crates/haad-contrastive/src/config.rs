@@ -82,62 +82,68 @@ impl Deref for ValidTrainConfig {
 impl TrainConfig {
     /// Checks every value; the error names the first field at fault.
     pub fn check(&self) -> Result<ValidTrainConfig> {
-        let bad = |m: String| Err(ContrastiveError::InvalidConfig(m));
+        let bad = |field: &'static str, rule: String| Err(ContrastiveError::Config { field, rule });
         self.encoder.check()?;
         if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
+            return bad("epochs", "must be at least 1, is 0".into());
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!(
-                "learning_rate must be positive, got {}",
-                self.learning_rate
-            ));
+            return bad(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            );
         }
         if !(self.final_learning_rate.is_finite()
             && self.final_learning_rate > 0.0
             && self.final_learning_rate <= self.learning_rate)
         {
-            return bad(format!(
-                "final_learning_rate must lie in (0, learning_rate = {}], got {}",
-                self.learning_rate, self.final_learning_rate
-            ));
+            return bad(
+                "final_learning_rate",
+                format!(
+                    "must lie in (0, learning_rate = {}], got {}",
+                    self.learning_rate, self.final_learning_rate
+                ),
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!(
-                "weight_decay must be >= 0, got {}",
-                self.weight_decay
-            ));
+            return bad(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return bad(format!(
-                "temperature must be positive, got {}",
-                self.temperature
-            ));
+            return bad(
+                "temperature",
+                format!("must be positive, got {}", self.temperature),
+            );
         }
         if self.clips_per_category < 2 {
-            return bad(format!(
-                "clips_per_category must be at least 2 (clips of a category are each other's positives), got {}",
-                self.clips_per_category
-            ));
+            return bad(
+                "clips_per_category",
+                format!(
+                    "must be at least 2 (clips of a category are each other's positives), got {}",
+                    self.clips_per_category
+                ),
+            );
         }
         if !(self.train_fraction > 0.0 && self.train_fraction < 1.0) {
-            return bad(format!(
-                "train_fraction must lie in (0, 1), got {}",
-                self.train_fraction
-            ));
+            return bad(
+                "train_fraction",
+                format!("must lie in (0, 1), got {}", self.train_fraction),
+            );
         }
         if !(self.validation_fraction >= 0.0 && self.validation_fraction < 1.0) {
-            return bad(format!(
-                "validation_fraction must lie in [0, 1), got {}",
-                self.validation_fraction
-            ));
+            return bad(
+                "validation_fraction",
+                format!("must lie in [0, 1), got {}", self.validation_fraction),
+            );
         }
         if self.checkpoint_every == 0 {
-            return bad("checkpoint_every must be at least 1".into());
+            return bad("checkpoint_every", "must be at least 1, is 0".into());
         }
         for (i, name) in self.unseen.iter().enumerate() {
             if self.unseen[..i].contains(name) {
-                return bad(format!("unseen category {name:?} is listed twice"));
+                return bad("unseen", format!("category {name:?} is listed twice"));
             }
         }
         Ok(ValidTrainConfig(self.clone()))
@@ -166,11 +172,16 @@ impl ValidTrainConfig {
 mod tests {
     use super::*;
 
-    fn rejects(f: impl FnOnce(&mut TrainConfig), needle: &str) {
+    fn rejects(f: impl FnOnce(&mut TrainConfig), expected: &str) {
         let mut c = TrainConfig::default();
         f(&mut c);
-        let err = c.check().unwrap_err().to_string();
-        assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+        match c.check() {
+            Err(ContrastiveError::Config { field, .. }) => assert_eq!(field, expected),
+            Err(ContrastiveError::Gcn(haad_gcn::GcnError::Config { field, .. })) => {
+                assert_eq!(field, expected)
+            }
+            other => panic!("expected a config error on {expected:?}, got {other:?}"),
+        }
     }
 
     #[test]
@@ -220,7 +231,7 @@ mod tests {
     }
     #[test]
     fn rejects_duplicate_unseen() {
-        rejects(|c| c.unseen = vec!["a".into(), "a".into()], "twice");
+        rejects(|c| c.unseen = vec!["a".into(), "a".into()], "unseen");
     }
     #[test]
     fn rejects_bad_encoder() {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in the loss or the trainer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ContrastiveError {
     /// A tensor or list has the wrong shape or length.
     #[error("shape error in {what}: expected {expected}, got {got}")]
@@ -15,9 +16,22 @@ pub enum ContrastiveError {
         /// The shape found.
         got: String,
     },
-    /// A configuration value or combination that cannot work, named.
-    #[error("invalid training configuration: {0}")]
-    InvalidConfig(String),
+    /// A configuration field breaks one of its rules (or does not fit the data).
+    #[error("invalid training config: {field}: {rule}")]
+    Config {
+        /// The field at fault.
+        field: &'static str,
+        /// The rule it breaks and the value found.
+        rule: String,
+    },
+    /// The training loss became NaN or infinite: training diverged.
+    #[error("the loss became {value} at epoch {epoch}: lower the learning rate or raise the temperature")]
+    NonFiniteLoss {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The loss value.
+        value: f64,
+    },
     /// A checkpoint file could not be read or written.
     #[error("{path}: {source}")]
     Io {

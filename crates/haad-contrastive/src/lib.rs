@@ -22,11 +22,15 @@ pub mod config;
 pub mod error;
 pub mod loss;
 pub mod report;
+mod saved;
 pub mod trainer;
 
 pub use config::{TrainConfig, ValidTrainConfig};
 pub use error::{ContrastiveError, Result};
 pub use haad_train::OptimizerKind;
+pub use loss::{multi_positive_loss, scalar};
+pub use report::format_log_table;
+pub use saved::{TrainedEncoder, TRAIN_CONFIG_FILE};
 pub use trainer::{
     train, BestEpoch, EpochLog, TrainOptions, TrainOutcome, ValidationData, Validator,
 };

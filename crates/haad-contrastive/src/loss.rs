@@ -41,9 +41,10 @@ pub fn multi_positive_loss(embeddings: &Tensor, labels: &[usize], tau: f64) -> R
         });
     }
     if !(tau.is_finite() && tau > 0.0) {
-        return Err(ContrastiveError::InvalidConfig(format!(
-            "temperature tau must be positive and finite, got {tau}"
-        )));
+        return Err(ContrastiveError::Config {
+            field: "temperature",
+            rule: format!("tau must be positive and finite, got {tau}"),
+        });
     }
     let (positives, counts) = positive_mask(labels);
     let anchors: Vec<f64> = counts
@@ -52,9 +53,11 @@ pub fn multi_positive_loss(embeddings: &Tensor, labels: &[usize], tau: f64) -> R
         .collect();
     let n_anchors: f64 = anchors.iter().sum();
     if n_anchors == 0.0 {
-        return Err(ContrastiveError::InvalidConfig(
-            "no sample has a positive: every category appears once in the batch".into(),
-        ));
+        return Err(ContrastiveError::Shape {
+            what: "labels".into(),
+            expected: "some category at least twice (a positive for its anchors)".into(),
+            got: "every category once".into(),
+        });
     }
     let dtype = embeddings.dtype();
     let device = embeddings.device();

@@ -135,9 +135,11 @@ pub fn train(
     let full = Split::new(dataset, cfg.train_fraction, &cfg.unseen)?;
     let validating = cfg.validation_fraction > 0.0;
     if validating != validator.is_some() {
-        return Err(ContrastiveError::InvalidConfig(
-            "validation_fraction > 0 and a validator go together: give both or neither".into(),
-        ));
+        return Err(ContrastiveError::Config {
+            field: "validation_fraction",
+            rule: "validation_fraction > 0 and a validator go together: give both or neither"
+                .into(),
+        });
     }
     let (split, validation) = if validating {
         full.hold_out(cfg.validation_fraction)?
@@ -146,19 +148,25 @@ pub fn train(
     };
     let seen = split.seen_categories();
     if seen.len() < 2 {
-        return Err(ContrastiveError::InvalidConfig(format!(
-            "training needs at least 2 seen categories (others are the negatives), got {}",
-            seen.len()
-        )));
+        return Err(ContrastiveError::Config {
+            field: "unseen",
+            rule: format!(
+                "training needs at least 2 seen categories (others are the negatives), got {}",
+                seen.len()
+            ),
+        });
     }
     for &c in &seen {
         if split.train(c).len() < cfg.clips_per_category {
-            return Err(ContrastiveError::InvalidConfig(format!(
-                "category {:?} has {} training clips, fewer than the {} a batch takes",
-                dataset.categories()[c],
-                split.train(c).len(),
-                cfg.clips_per_category
-            )));
+            return Err(ContrastiveError::Config {
+                field: "clips_per_category",
+                rule: format!(
+                    "category {:?} has {} training clips, fewer than the {} a batch takes",
+                    dataset.categories()[c],
+                    split.train(c).len(),
+                    cfg.clips_per_category
+                ),
+            });
         }
     }
     let frames = cfg.encoder.frames;
@@ -264,15 +272,15 @@ pub fn train(
                 }
             }
             let xs = batch_tensor(&clips, device)?;
-            let emb = model.encoder.forward_t(&xs, true)?;
+            let emb = model.encoder().forward_t(&xs, true)?;
             let loss = multi_positive_loss(&emb, &labels, cfg.temperature)?;
             opt.step(&loss.backward()?)?;
             let l = scalar(&loss)?;
             if !l.is_finite() {
-                return Err(ContrastiveError::InvalidConfig(format!(
-                    "loss became {l} at epoch {}: lower the learning rate or raise the temperature",
-                    epoch + 1
-                )));
+                return Err(ContrastiveError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    value: l,
+                });
             }
             loss_sum += l;
             progress.advance(1);
@@ -348,7 +356,7 @@ fn named_trainable_vars(model: &EncoderModel) -> Vec<(String, candle_core::Var)>
         .iter()
         .map(|v| v.as_tensor().id())
         .collect();
-    let data = model.varmap.data().lock().expect("varmap lock");
+    let data = model.varmap().data().lock().expect("varmap lock");
     let mut named: Vec<(String, candle_core::Var)> = data
         .iter()
         .filter(|(_, v)| trainable.contains(&v.as_tensor().id()))

@@ -92,7 +92,7 @@ pub fn min_calibration_scores(alpha: f64) -> Result<usize> {
 
 fn check_alpha(alpha: f64) -> Result<()> {
     if !(alpha > 0.0 && alpha < 1.0) {
-        return Err(DetectError::Config(format!(
+        return Err(DetectError::InvalidArgument(format!(
             "the false-alarm target must lie in (0, 1), got {alpha}"
         )));
     }
@@ -107,7 +107,7 @@ impl Calibration {
         let need = min_calibration_scores(alpha)?;
         let n = scores.len();
         if n < need {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "a false-alarm target of {alpha} needs at least {need} normal calibration \
                  scores, got {n} (with n scores the smallest reachable rate is 1/(n+1) = {:.3})",
                 1.0 / (n as f64 + 1.0)
@@ -180,7 +180,7 @@ impl Detector {
         let support = self.support();
         let k = support.real();
         if k < 2 {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "leave-one-out calibration needs at least 2 real support clips, the detector has {k}"
             )));
         }
@@ -193,7 +193,7 @@ impl Detector {
             .collect();
         if let Some((clips, a)) = extra {
             if clips.len() != k {
-                return Err(DetectError::Config(format!(
+                return Err(DetectError::InvalidArgument(format!(
                     "leave-one-out variants need the {k} raw support clips, got {} clips",
                     clips.len()
                 )));
@@ -236,7 +236,7 @@ impl Detector {
         self.calibration()
             .map(|c| c.is_anomalous(score))
             .ok_or_else(|| {
-                DetectError::Config(
+                DetectError::InvalidArgument(
                     "the detector has no threshold: calibrate it first (Detector::calibrate)"
                         .into(),
                 )

@@ -35,7 +35,7 @@ impl Detector {
         input.check()?;
         if let Some(j) = embedder.joints() {
             if j != input.joints {
-                return Err(DetectError::Config(format!(
+                return Err(DetectError::InvalidArgument(format!(
                     "the {} embedder takes {j} joints, the input spec says {}",
                     embedder.name(),
                     input.joints
@@ -54,7 +54,7 @@ impl Detector {
         if scoring == Scoring::MeanCosineDistance {
             for (i, row) in support.embeddings().rows().into_iter().enumerate() {
                 if row.iter().all(|&v| v == 0.0) {
-                    return Err(DetectError::Config(format!(
+                    return Err(DetectError::InvalidArgument(format!(
                         "cosine scoring is undefined: support embedding {i} is zero"
                     )));
                 }
@@ -338,7 +338,7 @@ mod tests {
             d.support().clone(),
         )
         .unwrap_err();
-        assert!(matches!(err, DetectError::Config(_)), "{err}");
+        assert!(matches!(err, DetectError::InvalidArgument(_)), "{err}");
     }
 
     #[test]

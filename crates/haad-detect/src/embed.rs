@@ -56,11 +56,20 @@ impl Default for RawDctConfig {
 impl RawDctConfig {
     /// Checks `1 <= coefficients <= frames` and builds the embedder.
     pub fn check(&self) -> Result<RawDct> {
-        if self.frames == 0 || self.coefficients == 0 || self.coefficients > self.frames {
-            return Err(DetectError::Config(format!(
-                "raw DCT needs 1 <= coefficients <= frames, got {} coefficients for {} frames",
-                self.coefficients, self.frames
-            )));
+        if self.frames == 0 {
+            return Err(DetectError::Config {
+                field: "frames",
+                rule: "must be at least 1, is 0".into(),
+            });
+        }
+        if self.coefficients == 0 || self.coefficients > self.frames {
+            return Err(DetectError::Config {
+                field: "coefficients",
+                rule: format!(
+                    "must lie in 1..=frames = {}, is {}",
+                    self.frames, self.coefficients
+                ),
+            });
         }
         Ok(RawDct {
             config: *self,
@@ -94,7 +103,7 @@ impl Default for RawDct {
 
 impl Embedding for RawDct {
     fn frames(&self) -> usize {
-        self.config.frames
+        self.config().frames
     }
 
     fn joints(&self) -> Option<usize> {
@@ -132,15 +141,15 @@ impl Embedding for RawDct {
 
 impl Embedding for EncoderModel {
     fn frames(&self) -> usize {
-        self.config.frames
+        self.config().frames
     }
 
     fn joints(&self) -> Option<usize> {
-        Some(self.config.joints)
+        Some(self.config().joints)
     }
 
     fn dim(&self, _joints: usize) -> usize {
-        self.config.embedding_dim()
+        self.config().embedding_dim()
     }
 
     fn embed_prepared(&self, clips: &[Motion]) -> Result<Array2<f32>> {
@@ -169,6 +178,13 @@ impl Embedder {
         Embedder::Encoder(Arc::new(model))
     }
 
+    /// The learned encoder saved in `dir`, loaded onto `device`: a folder written by
+    /// `EncoderModel::save`, or a training output folder (its `best/`, else `last/`;
+    /// [`haad_gcn::encoder_dir`]).
+    pub fn load_encoder(dir: &Path, device: &Device) -> Result<Self> {
+        Ok(Embedder::encoder(EncoderModel::load_from(dir, device)?))
+    }
+
     /// A short human-readable name of the method ("raw_dct", "encoder").
     pub fn name(&self) -> &'static str {
         match self {
@@ -191,7 +207,7 @@ impl std::fmt::Debug for Embedder {
             Embedder::RawDct(e) => f.debug_tuple("RawDct").field(&e.config()).finish(),
             Embedder::Encoder(m) => f
                 .debug_struct("Encoder")
-                .field("config", &*m.config)
+                .field("config", &**m.config())
                 .finish_non_exhaustive(),
         }
     }
@@ -204,7 +220,7 @@ impl PartialEq for Embedder {
         match (self, other) {
             (Embedder::RawDct(a), Embedder::RawDct(b)) => a == b,
             (Embedder::Encoder(a), Embedder::Encoder(b)) => {
-                Arc::ptr_eq(a, b) || (a.config == b.config && same_vars(a, b))
+                Arc::ptr_eq(a, b) || (a.config() == b.config() && same_vars(a, b))
             }
             _ => false,
         }
@@ -244,16 +260,6 @@ impl Embedding for Embedder {
     }
 }
 
-/// The embedder a command line names: `"none"` gives `None` (baseline only); anything else is
-/// the directory of an encoder saved by `EncoderModel::save`, loaded onto `device`.
-pub fn load_embedder(arg: &str, device: &Device) -> Result<Option<Embedder>> {
-    if arg == "none" {
-        return Ok(None);
-    }
-    let model = EncoderModel::load(Path::new(arg), device)?;
-    Ok(Some(Embedder::encoder(model)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +274,15 @@ mod tests {
                 frames,
                 coefficients,
             };
-            assert!(matches!(c.check(), Err(DetectError::Config(_))), "{c:?}");
+            let field = if frames == 0 {
+                "frames"
+            } else {
+                "coefficients"
+            };
+            assert!(
+                matches!(c.check(), Err(DetectError::Config { field: f, .. }) if f == field),
+                "{c:?}"
+            );
         }
         assert_eq!(RawDct::default().dim(20), 600);
     }
@@ -301,9 +315,8 @@ mod tests {
     }
 
     #[test]
-    fn load_embedder_reads_a_saved_encoder() {
+    fn load_encoder_reads_a_saved_encoder_or_a_training_folder() {
         let dev = Device::Cpu;
-        assert!(load_embedder("none", &dev).unwrap().is_none());
         let cfg = haad_gcn::EncoderConfig {
             joints: 5,
             hidden: 8,
@@ -312,8 +325,12 @@ mod tests {
         };
         let model = EncoderModel::new(&cfg, 4, &dev).unwrap();
         let dir = std::env::temp_dir().join(format!("haad-detect-enc-{}", std::process::id()));
-        model.save(&dir).unwrap();
-        let loaded = load_embedder(dir.to_str().unwrap(), &dev).unwrap().unwrap();
+        model.save(&dir.join("last")).unwrap();
+        let loaded = Embedder::load_encoder(&dir, &dev).unwrap();
+        assert_eq!(
+            loaded,
+            Embedder::load_encoder(&dir.join("last"), &dev).unwrap()
+        );
         assert_eq!(loaded, Embedder::encoder(model));
         assert_eq!(
             (loaded.frames(), loaded.joints(), loaded.dim(5)),
@@ -321,7 +338,10 @@ mod tests {
         );
         assert_ne!(loaded, Embedder::raw_dct());
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(load_embedder(dir.to_str().unwrap(), &dev).is_err());
+        assert!(matches!(
+            Embedder::load_encoder(&dir, &dev),
+            Err(DetectError::Gcn(haad_gcn::GcnError::NoEncoder { .. }))
+        ));
     }
 
     #[test]

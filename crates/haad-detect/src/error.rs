@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong when building, using, saving or evaluating a detector.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DetectError {
     /// A clip has another joint count than the detector was built for.
     #[error("clip has {got} joints, the detector expects {expected}")]
@@ -57,9 +58,17 @@ pub enum DetectError {
         /// The shape that was found.
         got: String,
     },
-    /// A configuration value or argument is outside its valid range.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A configuration field breaks one of its rules.
+    #[error("invalid config: {field}: {rule}")]
+    Config {
+        /// The field at fault.
+        field: &'static str,
+        /// The rule it breaks and the value found.
+        rule: String,
+    },
+    /// An argument is outside its valid range or does not fit the data.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// A metric is undefined for these inputs (e.g. a class without any sample).
     #[error("metric undefined: {0}")]
     Metric(String),
@@ -87,14 +96,6 @@ pub enum DetectError {
         /// The file at fault.
         path: PathBuf,
         /// What is wrong.
-        message: String,
-    },
-    /// Drawing a plot failed.
-    #[error("plot {path}: {message}")]
-    Plot {
-        /// The image being drawn.
-        path: PathBuf,
-        /// What the plotting library said.
         message: String,
     },
     /// Reading, preprocessing or augmenting motion failed.

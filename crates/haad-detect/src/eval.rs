@@ -70,22 +70,28 @@ impl EvalConfig {
     /// Checks `k >= 1` (unless many-shot), `seeds >= 1`, `min_frames >= 1`, and that
     /// `KNearest(k')` scoring has `k' <= k` (the smallest support it will see).
     pub fn check(&self) -> Result<ValidEvalConfig> {
+        let bad = |field, rule| DetectError::Config { field, rule };
         if self.k == 0 && !self.many_shot {
-            return Err(DetectError::Config("k must be at least 1".into()));
+            return Err(bad(
+                "k",
+                "must be at least 1 (unless many_shot), is 0".into(),
+            ));
         }
         if self.seeds == 0 {
-            return Err(DetectError::Config("seeds must be at least 1".into()));
+            return Err(bad("seeds", "must be at least 1, is 0".into()));
         }
         haad_motion::limits::check("seeds", self.seeds, haad_motion::limits::MAX_SEEDS)
-            .map_err(DetectError::Config)?;
+            .map_err(|rule| bad("seeds", rule))?;
         if self.min_frames == 0 {
-            return Err(DetectError::Config("min_frames must be at least 1".into()));
+            return Err(bad("min_frames", "must be at least 1, is 0".into()));
         }
         if !self.many_shot {
-            self.scoring.check(
-                self.k
-                    .saturating_mul(self.augment_per_clip.saturating_add(1)),
-            )?;
+            self.scoring
+                .check(
+                    self.k
+                        .saturating_mul(self.augment_per_clip.saturating_add(1)),
+                )
+                .map_err(|e| bad("scoring", e.to_string()))?;
         }
         Ok(ValidEvalConfig(self.clone()))
     }
@@ -148,32 +154,32 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let n_cat = dataset.categories().len();
     if split.categories() != n_cat {
-        return Err(DetectError::Config(format!(
+        return Err(DetectError::InvalidArgument(format!(
             "the split has {} categories, the dataset {n_cat}",
             split.categories()
         )));
     }
     if (config.augment_per_clip > 0) != augmenter.is_some() {
-        return Err(DetectError::Config(
+        return Err(DetectError::InvalidArgument(
             "give an augmenter exactly when augment_per_clip > 0".into(),
         ));
     }
     for c in 0..n_cat {
         let name = &dataset.categories()[c];
         if !config.many_shot && split.train(c).len() < config.k {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "category {name:?} has {} train clips, fewer than k = {}",
                 split.train(c).len(),
                 config.k
             )));
         }
         if split.train(c).is_empty() {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "category {name:?} has no train clips"
             )));
         }
         if split.test(c).is_empty() {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "category {name:?} has no test clips: its AUC is undefined"
             )));
         }
@@ -182,7 +188,7 @@ pub fn evaluate(
     input.check()?;
     if let Some(j) = embedder.joints() {
         if j != input.joints {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "the {} embedder takes {j} joints, the dataset has {}",
                 embedder.name(),
                 input.joints
@@ -391,25 +397,40 @@ mod tests {
     fn config_rejections() {
         assert!(EvalConfig::default().check().is_ok());
         let bad = [
-            EvalConfig {
-                k: 0,
-                ..Default::default()
-            },
-            EvalConfig {
-                seeds: 0,
-                ..Default::default()
-            },
-            EvalConfig {
-                min_frames: 0,
-                ..Default::default()
-            },
-            EvalConfig {
-                scoring: Scoring::KNearest(4),
-                ..Default::default()
-            },
+            (
+                EvalConfig {
+                    k: 0,
+                    ..Default::default()
+                },
+                "k",
+            ),
+            (
+                EvalConfig {
+                    seeds: 0,
+                    ..Default::default()
+                },
+                "seeds",
+            ),
+            (
+                EvalConfig {
+                    min_frames: 0,
+                    ..Default::default()
+                },
+                "min_frames",
+            ),
+            (
+                EvalConfig {
+                    scoring: Scoring::KNearest(4),
+                    ..Default::default()
+                },
+                "scoring",
+            ),
         ];
-        for b in bad {
-            assert!(b.check().is_err(), "{b:?}");
+        for (b, field) in bad {
+            assert!(
+                matches!(b.check(), Err(DetectError::Config { field: f, .. }) if f == field),
+                "{b:?}"
+            );
         }
     }
 
@@ -538,7 +559,7 @@ mod tests {
         )
         .unwrap();
         let err = evaluate(&ds, &split, &Embedder::encoder(four), &cfg, None, None).unwrap_err();
-        assert!(err.to_string().contains("takes 4 joints"), "{err}");
+        assert!(matches!(err, DetectError::InvalidArgument(_)), "{err}");
         assert_eq!(ev.method, "encoder");
         // Seed 1, category 0, recomputed through a Detector with the same encoder.
         let chosen = sample_support(split.train(0), 3, 1).unwrap();
@@ -643,6 +664,9 @@ mod tests {
         let split = Split::new(&ds, 0.8, &[]).unwrap();
         let cfg = EvalConfig::default().check().unwrap();
         let err = evaluate(&ds, &split, &Embedder::raw_dct(), &cfg, None, None).unwrap_err();
-        assert!(err.to_string().contains("\"cat0\""), "{err}");
+        assert!(
+            matches!(err, DetectError::InvalidArgument(ref m) if m.contains("\"cat0\"")),
+            "{err}"
+        );
     }
 }

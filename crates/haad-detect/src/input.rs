@@ -43,23 +43,33 @@ impl InputSpec {
         self
     }
 
-    /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1`.
-    pub fn check(&self) -> Result<()> {
+    /// Checks `joints >= 1`, `root < joints` and `min_frames >= 1` (errors name the field) and
+    /// returns the spec.
+    pub fn check(&self) -> Result<InputSpec> {
         if self.joints == 0 {
-            return Err(DetectError::Config("joints must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "joints",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
         haad_motion::limits::check("joints", self.joints, haad_motion::limits::MAX_JOINTS)
-            .map_err(DetectError::Config)?;
+            .map_err(|rule| DetectError::Config {
+                field: "joints",
+                rule,
+            })?;
         if self.root >= self.joints {
-            return Err(DetectError::Config(format!(
-                "root joint {} out of range for {} joints",
-                self.root, self.joints
-            )));
+            return Err(DetectError::Config {
+                field: "root",
+                rule: format!("must be below joints = {}, is {}", self.joints, self.root),
+            });
         }
         if self.min_frames == 0 {
-            return Err(DetectError::Config("min_frames must be at least 1".into()));
+            return Err(DetectError::Config {
+                field: "min_frames",
+                rule: "must be at least 1, is 0".into(),
+            });
         }
-        Ok(())
+        Ok(self.clone())
     }
 
     /// Checks a raw clip: joint count, length, and that every coordinate is finite.
@@ -133,7 +143,10 @@ mod tests {
             },
         ];
         for b in bad {
-            assert!(matches!(b.check(), Err(DetectError::Config(_))), "{b:?}");
+            assert!(
+                matches!(b.check(), Err(DetectError::Config { .. })),
+                "{b:?}"
+            );
         }
     }
 

@@ -12,9 +12,9 @@
 //! For deployment: sliding-window scores of long recordings and live streams ([`stream`]) and
 //! decision thresholds for a target false-alarm rate ([`calibrate`]).
 //!
-//! Also here: exact ROC AUC with ties, average precision and equal error rate ([`metrics`]), saving/loading detectors ([`persist`]), the
-//! paper's evaluation protocol ([`eval`]), its tables and plots ([`report`]) and figures of
-//! experiments ([`figures`]).
+//! Also here: exact ROC AUC with ties, average precision and equal error rate ([`metrics`]),
+//! saving/loading detectors ([`persist`]), the paper's evaluation protocol ([`eval`]) and its
+//! tables and JSON ([`report`]). Figures are drawn by the `haad-report` crate.
 //!
 //! ```
 //! use haad_detect::{Detector, Embedder, InputSpec, Scoring};
@@ -43,7 +43,6 @@ pub mod detector;
 pub mod embed;
 pub mod error;
 pub mod eval;
-pub mod figures;
 pub mod input;
 pub mod metrics;
 pub mod persist;
@@ -60,6 +59,7 @@ pub use error::{DetectError, Result};
 pub use eval::{evaluate, CategoryAuc, EvalConfig, Evaluation, ValidEvalConfig};
 pub use input::InputSpec;
 pub use metrics::{average_precision, equal_error_rate, roc_auc, roc_curve, RocPoint};
+pub use report::{compare, format_table, Comparison, TopLevel};
 pub use scoring::Scoring;
 pub use stream::{
     score_recording, FrameAggregation, RecordingScores, StreamScorer, Unscored, Window,

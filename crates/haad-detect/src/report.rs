@@ -1,4 +1,4 @@
-//! Tables, JSON and plots of evaluation results: a learned encoder beside the raw-DCT baseline.
+//! Tables and JSON of evaluation results: a learned encoder beside the raw-DCT baseline.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,7 +12,6 @@ use haad_motion::{Augmenter, Dataset};
 use crate::embed::Embedder;
 use crate::error::{DetectError, Result};
 use crate::eval::{evaluate, Evaluation, ValidEvalConfig};
-use crate::figures::{plot_bars, Series};
 
 /// Which evaluation a [`Comparison`]'s top-level keys describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,61 +165,6 @@ pub fn format_table(c: &Comparison) -> String {
     s
 }
 
-/// Checks, before any work, that [`plot_auc_bars`] can write `path` (an `.svg` file).
-pub fn check_plot_path(path: &Path) -> Result<()> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    if ext.as_deref() == Some("svg") {
-        Ok(())
-    } else {
-        Err(DetectError::Plot {
-            path: path.to_path_buf(),
-            message: "only .svg is supported (plotters is built without a font renderer, \
-                      which PNG text needs)"
-                .into(),
-        })
-    }
-}
-
-/// Grouped bars of the per-category mean AUCs (baseline, and encoder when present), with
-/// +- one standard deviation whiskers ([`crate::figures::plot_bars`]). Writes SVG (`.svg`)
-/// only: PNG needs a font renderer that this build of plotters does not include, so `.png`
-/// gives an error saying so.
-pub fn plot_auc_bars(c: &Comparison, path: &Path) -> Result<()> {
-    let groups: Vec<String> = c
-        .baseline
-        .per_category
-        .iter()
-        .map(|(name, r)| format!("{name}{}", if r.seen { "" } else { " *" }))
-        .collect();
-    let mut series = vec![auc_series("raw-DCT baseline", &c.baseline)];
-    if let Some(e) = c.encoder() {
-        series.push(auc_series("encoder", e));
-    }
-    plot_bars(
-        path,
-        "Per-category ROC AUC, mean +- std over seeds (* = unseen)",
-        "AUC",
-        &groups,
-        &series,
-        1.0,
-    )
-}
-
-/// The per-category `(mean, std)` AUCs of an evaluation as a figure series.
-pub fn auc_series(label: &str, e: &Evaluation) -> Series {
-    Series {
-        label: label.to_string(),
-        values: e
-            .per_category
-            .iter()
-            .map(|(_, r)| (r.mean, r.std))
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,21 +284,5 @@ mod tests {
         assert!(
             last.starts_with("mean (unseen)") && last.contains("0.500") && last.contains("0.900")
         );
-    }
-
-    #[test]
-    fn svg_plot_is_written_and_png_is_refused() {
-        let c = Comparison::new(ev("raw_dct", &[0.5, 0.7]), Some(ev("encoder", &[0.9, 0.8])));
-        let dir = std::env::temp_dir().join(format!("haad-detect-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let svg = dir.join("auc.svg");
-        plot_auc_bars(&c, &svg).unwrap();
-        let text = std::fs::read_to_string(&svg).unwrap();
-        assert!(text.contains("<svg") && text.contains("cat1") && text.contains("encoder"));
-        assert!(plot_auc_bars(&c, &dir.join("auc.png")).is_err());
-        assert!(check_plot_path(&dir.join("auc.png")).is_err());
-        assert!(!dir.join("auc.png").exists());
-        assert!(check_plot_path(&dir.join("AUC.SVG")).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,13 +26,13 @@ impl Scoring {
     /// Checks that the rule applies to a support set of `support` embeddings.
     pub fn check(&self, support: usize) -> Result<()> {
         if support == 0 {
-            return Err(DetectError::Config(
+            return Err(DetectError::InvalidArgument(
                 "a support set needs at least one embedding".into(),
             ));
         }
         if let Scoring::KNearest(k) = *self {
             if k == 0 || k > support {
-                return Err(DetectError::Config(format!(
+                return Err(DetectError::InvalidArgument(format!(
                     "k-nearest scoring needs 1 <= k <= {support} (the support size), got k = {k}"
                 )));
             }
@@ -72,7 +72,7 @@ impl Scoring {
             Scoring::MeanCosineDistance => {
                 let qn = norm(query);
                 if qn == 0.0 {
-                    return Err(DetectError::Config(
+                    return Err(DetectError::InvalidArgument(
                         "cosine distance is undefined for a zero query embedding".into(),
                     ));
                 }
@@ -80,7 +80,7 @@ impl Scoring {
                 for (i, s) in support.rows().into_iter().enumerate() {
                     let sn = norm(s);
                     if sn == 0.0 {
-                        return Err(DetectError::Config(format!(
+                        return Err(DetectError::InvalidArgument(format!(
                             "cosine distance is undefined: support embedding {i} is zero"
                         )));
                     }
@@ -131,7 +131,7 @@ impl std::str::FromStr for Scoring {
                 .and_then(|k| k.parse().ok())
                 .map(Scoring::KNearest)
                 .ok_or_else(|| {
-                    DetectError::Config(format!(
+                    DetectError::InvalidArgument(format!(
                         "unknown scoring {s:?}; expected mean_distance, min_distance, \
                          k_nearest:K or mean_cosine_distance"
                     ))

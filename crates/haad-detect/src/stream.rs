@@ -115,7 +115,7 @@ impl<'a> StreamScorer<'a> {
     /// frames per second when known (passed on to the clips it scores).
     pub fn new(detector: &'a Detector, stride: usize, fps: Option<f32>) -> Result<Self> {
         if stride == 0 {
-            return Err(DetectError::Config(
+            return Err(DetectError::InvalidArgument(
                 "stride must be at least 1 frame".into(),
             ));
         }

@@ -62,14 +62,14 @@ impl SupportSet {
         for (row, &o) in origin.iter().enumerate() {
             let ok = if row < real { o == row } else { o < real };
             if !ok {
-                return Err(DetectError::Config(format!(
+                return Err(DetectError::InvalidArgument(format!(
                     "support row {row} has origin {o}: real rows are their own origin and \
                      generated rows name one of the {real} real clips"
                 )));
             }
         }
         if let Some(((row, col), v)) = embeddings.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(DetectError::Config(format!(
+            return Err(DetectError::InvalidArgument(format!(
                 "support embedding [{row}, {col}] is not finite ({v})"
             )));
         }
@@ -89,7 +89,7 @@ impl SupportSet {
         augmentation: Option<Augmentation<'_>>,
     ) -> Result<Self> {
         if clips.is_empty() {
-            return Err(DetectError::Config(
+            return Err(DetectError::InvalidArgument(
                 "a support set needs at least one normal clip".into(),
             ));
         }

@@ -33,7 +33,7 @@ pub fn few_shot_validation_auc<E: Embedding + ?Sized>(
         .filter(|&c| !validation[c].is_empty() && train.train(c).len() >= k)
         .collect();
     if normal.len() < 2 || seeds == 0 || k == 0 {
-        return Err(DetectError::Config(format!(
+        return Err(DetectError::InvalidArgument(format!(
             "few-shot validation needs K >= 1, seeds >= 1 and at least 2 categories with \
              validation clips and K train clips; got K = {k}, {seeds} seeds, {} categories",
             normal.len()

@@ -190,13 +190,13 @@ impl DiffusionConfig {
 
     /// Checks every field; see [`DiffusionError::Config`] for what is rejected.
     pub fn check(self) -> Result<ValidConfig> {
-        let bad = |field, message: String| Err(DiffusionError::Config { field, message });
+        let bad = |field, rule: String| Err(DiffusionError::Config { field, rule });
         if self.joints == 0 {
             return bad("joints", "need at least one joint".into());
         }
         let within = |field, value, limit| {
             limits::check(field, value, limit)
-                .map_err(|message| DiffusionError::Config { field, message })
+                .map_err(|rule| DiffusionError::Config { field, rule })
         };
         within("joints", self.joints, limits::MAX_JOINTS)?;
         within("frames", self.frames, limits::MAX_CLIP_FRAMES)?;
@@ -270,9 +270,7 @@ impl DiffusionConfig {
                 ),
             );
         }
-        if let Err(message) = self.schedule.check() {
-            return bad("schedule", message);
-        }
+        self.schedule.check()?;
         if !(0.0..=1.0).contains(&self.p_cond) {
             return bad("p_cond", format!("must lie in [0, 1], got {}", self.p_cond));
         }

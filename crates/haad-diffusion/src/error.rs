@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong when configuring, training, saving or sampling the model.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DiffusionError {
     /// A configuration field is outside its valid range.
-    #[error("invalid config: {field}: {message}")]
+    #[error("invalid config: {field}: {rule}")]
     Config {
         /// The field at fault.
         field: &'static str,
         /// What is wrong with it.
-        message: String,
+        rule: String,
     },
     /// A tensor or clip has the wrong shape for what it is used as.
     #[error("shape error in {what}: expected {expected}, got {got}")]
@@ -52,14 +53,6 @@ pub enum DiffusionError {
         /// What candle said.
         #[source]
         source: candle_core::Error,
-    },
-    /// Drawing a picture failed.
-    #[error("{path}: drawing failed: {message}")]
-    Plot {
-        /// The picture being drawn.
-        path: PathBuf,
-        /// What plotters said.
-        message: String,
     },
     /// There is no checkpoint to resume from, or it does not fit the run.
     #[error("cannot resume from {path}: {reason}")]

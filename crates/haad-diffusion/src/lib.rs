@@ -11,7 +11,7 @@
 //!   [`model`]: [`DiffusionModel`] (network + schedule + DCT, save / load).
 //! * [`train`]: [`Trainer`] (Adam, EMA, augmentation); [`fit`](mod@fit): the training loop with
 //!   checkpoints; [`sample`]: DDIM with DCT completion; [`evaluate`] / [`metrics`]: ADE, FDE,
-//!   APD and the zero-velocity baseline; [`plot`]: stick figures.
+//!   APD and the zero-velocity baseline (stick figures are drawn by `haad-report`).
 //!
 //! Everything random is drawn from seeded `StdRng`s (weights, noise, dropout masks), so the same
 //! seeds give the same numbers on CPU. Coordinates are divided by the config's `scale` (the RMS
@@ -51,19 +51,22 @@ pub mod denoiser;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
-pub mod init;
+mod init;
 pub mod metrics;
 pub mod model;
-pub mod ops;
-pub mod plot;
+mod ops;
 pub mod sample;
 pub mod schedule;
 pub mod train;
 
 pub use augment::DiffusionAugmenter;
 pub use config::{DiffusionConfig, Prediction, Preset, ValidConfig};
+pub use denoiser::{Denoiser, Dropout};
 pub use error::{DiffusionError, Result};
+pub use evaluate::{BaselineMetrics, CompletionReport, Completions};
 pub use fit::{fit, FitOptions};
+pub use init::seeded_var_builder;
+pub use metrics::PredictionMetrics;
 pub use model::DiffusionModel;
 pub use schedule::{NoiseSchedule, Schedule};
 pub use train::Trainer;

@@ -102,11 +102,6 @@ impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
     }
-
-    /// `weight` `[out, in]`.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
-    }
 }
 
 impl candle_core::Module for Linear {

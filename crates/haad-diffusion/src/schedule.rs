@@ -34,20 +34,25 @@ impl Default for Schedule {
 }
 
 impl Schedule {
-    /// Checks the parameters; the error message says what is wrong.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        match *self {
-            Schedule::Cosine { s } if !(s.is_finite() && s > 0.0) => Err(format!(
-                "cosine offset s must be positive and finite, got {s}"
-            )),
+    /// Checks the parameters; the error is a [`DiffusionError::Config`] on field `schedule`
+    /// with the rule broken.
+    pub fn check(&self) -> Result<Schedule> {
+        let rule = match *self {
+            Schedule::Cosine { s } if !(s.is_finite() && s > 0.0) => {
+                format!("cosine offset s must be positive and finite, got {s}")
+            }
             Schedule::Linear {
                 beta_start,
                 beta_end,
-            } if !(beta_start > 0.0 && beta_start <= beta_end && beta_end < 1.0) => Err(format!(
+            } if !(beta_start > 0.0 && beta_start <= beta_end && beta_end < 1.0) => format!(
                 "linear betas need 0 < beta_start <= beta_end < 1, got {beta_start} and {beta_end}"
-            )),
-            _ => Ok(()),
-        }
+            ),
+            _ => return Ok(*self),
+        };
+        Err(DiffusionError::Config {
+            field: "schedule",
+            rule,
+        })
     }
 }
 
@@ -60,14 +65,11 @@ pub struct NoiseSchedule {
 impl NoiseSchedule {
     /// Tabulates `schedule` over `steps` (T) steps.
     pub fn new(schedule: Schedule, steps: usize) -> Result<Self> {
-        schedule.check().map_err(|message| DiffusionError::Config {
-            field: "schedule",
-            message,
-        })?;
+        schedule.check()?;
         if steps < 2 {
             return Err(DiffusionError::Config {
                 field: "diffusion_steps",
-                message: format!("need at least 2 steps, got {steps}"),
+                rule: format!("need at least 2 steps, got {steps}"),
             });
         }
         let tf = steps as f64;

@@ -7,7 +7,8 @@ use candle_core::{Device, Tensor};
 use haad_diffusion::sample::randn;
 use haad_diffusion::train::{augment_clip, data_scale, q_sample};
 use haad_diffusion::{
-    DiffusionAugmenter, DiffusionConfig, DiffusionModel, Prediction, Trainer, ValidConfig,
+    DiffusionAugmenter, DiffusionConfig, DiffusionError, DiffusionModel, Prediction, Trainer,
+    ValidConfig,
 };
 use haad_motion::{preprocess, Augmenter, Motion};
 use ndarray::Array3;
@@ -249,11 +250,11 @@ fn same_seed_same_samples_and_save_load_round_trip() {
     assert_ne!(w(3), w(4));
     // A wrong config file is reported with its path.
     std::fs::write(dir.join("config.json"), "{\"joints\": ").unwrap();
-    let err = DiffusionModel::load(&dir, &Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("config.json"), "{err}");
+    let err = DiffusionModel::load(&dir, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(err, DiffusionError::Json { ref path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

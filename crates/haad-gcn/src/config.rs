@@ -76,8 +76,8 @@ impl Default for EncoderConfig {
     }
 }
 
-fn reject(field: &'static str, message: String) -> Result<ValidEncoderConfig> {
-    Err(GcnError::Config { field, message })
+fn reject(field: &'static str, rule: String) -> Result<ValidEncoderConfig> {
+    Err(GcnError::Config { field, rule })
 }
 
 impl EncoderConfig {

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong when configuring, running, saving or loading the encoder.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GcnError {
     /// A configuration field breaks one of [`crate::EncoderConfig::check`]'s rules.
-    #[error("invalid encoder config: {field}: {message}")]
+    #[error("invalid encoder config: {field}: {rule}")]
     Config {
         /// The field at fault.
         field: &'static str,
         /// The rule it breaks and the value found.
-        message: String,
+        rule: String,
     },
     /// A clip or tensor has the wrong shape for the encoder.
     #[error("shape error in {what}: expected {expected}, got {got}")]
@@ -30,6 +31,13 @@ pub enum GcnError {
         path: PathBuf,
         /// What is wrong in it.
         message: String,
+    },
+    /// A folder named as an encoder holds none: no `encoder.json` in it, nor in its `best/` or
+    /// `last/` (the folders of a training run).
+    #[error("{path}: no encoder here (no encoder.json in this folder, nor in its best/ or last/)")]
+    NoEncoder {
+        /// The folder named.
+        path: PathBuf,
     },
     /// A file was read but what it holds breaks a rule: a config out of range, a non-finite
     /// weight.

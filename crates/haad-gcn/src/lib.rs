@@ -28,7 +28,7 @@
 //!
 //! // Training mode: batch statistics in BatchNorm, gradients to every trainable variable.
 //! let xs = batch_tensor(&clips, model.device())?; // [2, 60, 22, 3]
-//! let loss = model.encoder.forward_t(&xs, true)?.sqr()?.mean_all()?;
+//! let loss = model.encoder().forward_t(&xs, true)?.sqr()?.mean_all()?;
 //! let grads = loss.backward()?;
 //! assert!(model.trainable_vars().iter().all(|v| grads.get(v).is_some()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -37,11 +37,14 @@
 pub mod config;
 pub mod encoder;
 pub mod error;
-pub mod layers;
+mod folder;
+mod layers;
 pub mod model;
 pub mod ops;
 
 pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};
 pub use encoder::{batch_tensor, Encoder};
 pub use error::{GcnError, Result};
+pub use folder::encoder_dir;
+pub use layers::{FlatBatchNorm, GcBlock, GraphConv};
 pub use model::EncoderModel;

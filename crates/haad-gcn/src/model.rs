@@ -70,12 +70,12 @@ pub(crate) fn parameter_specs(config: &EncoderConfig) -> Vec<(String, Vec<usize>
 /// An encoder with its weights: what the trainer trains and the detector embeds with.
 pub struct EncoderModel {
     /// The checked config.
-    pub config: ValidEncoderConfig,
+    config: ValidEncoderConfig,
     /// Every variable, by its stable name (`gc1.att`, `bn1.running_mean`, `gcbs.0.gc1.weight`,
     /// ..., `gc7.bias`), BatchNorm running statistics included.
-    pub varmap: VarMap,
+    varmap: VarMap,
     /// The encoder reading those variables.
-    pub encoder: Encoder,
+    encoder: Encoder,
 }
 
 impl std::fmt::Debug for EncoderModel {
@@ -89,6 +89,23 @@ impl std::fmt::Debug for EncoderModel {
 }
 
 impl EncoderModel {
+    /// The checked config.
+    pub fn config(&self) -> &ValidEncoderConfig {
+        &self.config
+    }
+
+    /// The encoder network (for training-mode passes: `encoder().forward_t(&xs, true)`).
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Every variable, by its stable name (`gc1.att`, `bn1.running_mean`, `gcbs.0.gc1.weight`,
+    /// ..., `gc7.bias`), BatchNorm running statistics included; the optimiser updates them in
+    /// place.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
     /// Fresh weights drawn from a seeded `StdRng` (same seed -> identical weights on CPU).
     ///
     /// Graph convolutions: `A`, `W`, `b` ~ `U(-s, s)`, `s = 1 / sqrt(F_out)`; BatchNorm: weight

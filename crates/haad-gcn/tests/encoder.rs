@@ -61,10 +61,10 @@ fn output_shapes_for_20_22_24_joints() {
             };
             assert_eq!(e, want);
             for train in [false, true] {
-                let emb = model.encoder.forward_t(&xs, train).unwrap();
+                let emb = model.encoder().forward_t(&xs, train).unwrap();
                 assert_eq!(emb.dims(), &[3, e], "{cfg:?} train={train}");
             }
-            let map = model.encoder.feature_map(&xs, false).unwrap();
+            let map = model.encoder().feature_map(&xs, false).unwrap();
             let width = if cfg.embedding == EmbeddingLayer::Output {
                 30
             } else {
@@ -84,13 +84,13 @@ fn pooling_is_the_max_of_the_feature_map() {
     for cfg in all_configs(20) {
         let model = EncoderModel::new(&cfg, 2, &dev).unwrap();
         let map: Vec<Vec<Vec<f32>>> = model
-            .encoder
+            .encoder()
             .feature_map(&xs, false)
             .unwrap()
             .to_vec3()
             .unwrap();
         let emb: Vec<Vec<f32>> = model
-            .encoder
+            .encoder()
             .forward_t(&xs, false)
             .unwrap()
             .to_vec2()
@@ -116,8 +116,8 @@ fn eval_mode_is_deterministic_and_per_clip() {
     let model = EncoderModel::new(&EncoderConfig::default(), 3, &dev).unwrap();
     let clips = random_clips(5, 60, 20, 9);
     let xs = batch_tensor(&clips, &dev).unwrap();
-    let a = values(&model.encoder.forward_t(&xs, false).unwrap());
-    let b = values(&model.encoder.forward_t(&xs, false).unwrap());
+    let a = values(&model.encoder().forward_t(&xs, false).unwrap());
+    let b = values(&model.encoder().forward_t(&xs, false).unwrap());
     assert_eq!(a, b);
     // Eval mode uses running statistics: a clip's embedding does not depend on its batch.
     let single = model.embed(&clips[2..3]).unwrap();
@@ -132,16 +132,16 @@ fn training_mode_uses_batch_statistics_and_updates_running_ones() {
     let dev = Device::Cpu;
     let model = EncoderModel::new(&EncoderConfig::default(), 3, &dev).unwrap();
     let xs = batch_tensor(&random_clips(4, 60, 20, 1), &dev).unwrap();
-    let mean_before = values(model.varmap.data().lock().unwrap()["bn1.running_mean"].as_tensor());
-    let train = values(&model.encoder.forward_t(&xs, true).unwrap());
-    let mean_after = values(model.varmap.data().lock().unwrap()["bn1.running_mean"].as_tensor());
+    let mean_before = values(model.varmap().data().lock().unwrap()["bn1.running_mean"].as_tensor());
+    let train = values(&model.encoder().forward_t(&xs, true).unwrap());
+    let mean_after = values(model.varmap().data().lock().unwrap()["bn1.running_mean"].as_tensor());
     assert!(mean_before.iter().all(|&v| v == 0.0));
     assert!(
         mean_after.iter().any(|&v| v != 0.0),
         "running mean did not move"
     );
     // Eval with the (barely moved) running statistics differs from batch statistics.
-    let eval = values(&model.encoder.forward_t(&xs, false).unwrap());
+    let eval = values(&model.encoder().forward_t(&xs, false).unwrap());
     assert!(train.iter().zip(&eval).any(|(a, b)| (a - b).abs() > 1e-3));
 }
 
@@ -267,13 +267,13 @@ fn save_load_gives_identical_outputs() {
         let model = EncoderModel::new(&cfg, 5, &dev).unwrap();
         let xs = batch_tensor(&random_clips(6, 60, cfg.joints, 2), &dev).unwrap();
         for _ in 0..3 {
-            model.encoder.forward_t(&xs, true).unwrap(); // moves the running statistics
+            model.encoder().forward_t(&xs, true).unwrap(); // moves the running statistics
         }
         let dir = temp_dir(&format!("save-{}", cfg.joints));
         model.save(&dir).unwrap();
         assert!(dir.join("encoder.safetensors").exists() && dir.join("encoder.json").exists());
         let loaded = EncoderModel::load(&dir, &dev).unwrap();
-        assert_eq!(loaded.config, model.config);
+        assert_eq!(loaded.config(), model.config());
         let (va, vb) = (model.named_vars(), loaded.named_vars());
         assert_eq!(va.len(), vb.len());
         for ((na, a), (nb, b)) in va.iter().zip(&vb) {
@@ -292,12 +292,12 @@ fn save_load_gives_identical_outputs() {
             "running stats were not saved"
         );
         assert_eq!(
-            values(&model.encoder.forward_t(&xs, false).unwrap()),
-            values(&loaded.encoder.forward_t(&xs, false).unwrap())
+            values(&model.encoder().forward_t(&xs, false).unwrap()),
+            values(&loaded.encoder().forward_t(&xs, false).unwrap())
         );
         // The loaded variables are live: training mode moves them.
-        loaded.encoder.forward_t(&xs, true).unwrap();
-        let after = values(loaded.varmap.data().lock().unwrap()["bn1.running_var"].as_tensor());
+        loaded.encoder().forward_t(&xs, true).unwrap();
+        let after = values(loaded.varmap().data().lock().unwrap()["bn1.running_var"].as_tensor());
         assert_ne!(after, running);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -388,14 +388,14 @@ fn bad_inputs_are_errors() {
     assert_eq!(model.embed(&[]).unwrap().dim(), (0, 20));
     // Wrong joint count, wrong rank, and a one-clip batch in training mode.
     let xs22 = batch_tensor(&random_clips(2, 60, 22, 0), &dev).unwrap();
-    assert!(model.encoder.forward_t(&xs22, false).is_err());
+    assert!(model.encoder().forward_t(&xs22, false).is_err());
     assert!(model
-        .encoder
+        .encoder()
         .forward_t(&xs22.flatten_from(2).unwrap(), false)
         .is_err());
     let one = batch_tensor(&random_clips(1, 60, 20, 0), &dev).unwrap();
-    assert!(model.encoder.forward_t(&one, true).is_err());
-    assert!(model.encoder.forward_t(&one, false).is_ok());
+    assert!(model.encoder().forward_t(&one, true).is_err());
+    assert!(model.encoder().forward_t(&one, false).is_ok());
 }
 
 #[test]
@@ -411,13 +411,13 @@ fn dropout_is_seeded_and_only_in_training() {
     let xs = batch_tensor(&random_clips(4, 60, 20, 3), &dev).unwrap();
     // Eval: dropout off, so identical to the same weights without dropout.
     assert_eq!(
-        values(&a.encoder.forward_t(&xs, false).unwrap()),
-        values(&plain.encoder.forward_t(&xs, false).unwrap())
+        values(&a.encoder().forward_t(&xs, false).unwrap()),
+        values(&plain.encoder().forward_t(&xs, false).unwrap())
     );
-    let a1 = values(&a.encoder.forward_t(&xs, true).unwrap());
-    let a2 = values(&a.encoder.forward_t(&xs, true).unwrap());
-    let b1 = values(&b.encoder.forward_t(&xs, true).unwrap());
-    let p1 = values(&plain.encoder.forward_t(&xs, true).unwrap());
+    let a1 = values(&a.encoder().forward_t(&xs, true).unwrap());
+    let a2 = values(&a.encoder().forward_t(&xs, true).unwrap());
+    let b1 = values(&b.encoder().forward_t(&xs, true).unwrap());
+    let p1 = values(&plain.encoder().forward_t(&xs, true).unwrap());
     assert_eq!(a1, b1, "same seed, same masks");
     assert_ne!(a1, a2, "fresh masks each call");
     assert_ne!(a1, p1, "dropout changes the training forward");
@@ -438,7 +438,7 @@ fn gradients_reach_every_trainable_variable() {
     for cfg in all_configs(20) {
         let model = EncoderModel::new(&cfg, 6, &dev).unwrap();
         let xs = batch_tensor(&random_clips(8, 60, 20, 4), &dev).unwrap();
-        let loss = probe_loss(&model.encoder.forward_t(&xs, true).unwrap(), 1);
+        let loss = probe_loss(&model.encoder().forward_t(&xs, true).unwrap(), 1);
         let grads = loss.backward().unwrap();
         for (name, var) in model.named_vars() {
             let g = grads.get(var.as_tensor());

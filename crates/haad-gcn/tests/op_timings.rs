@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ModuleT, Optimizer, VarBuilder, VarMap};
-use haad_gcn::{layers::GraphConv, ops, EncoderConfig, EncoderModel};
+use haad_gcn::{ops, EncoderConfig, EncoderModel, GraphConv};
 
 fn time(name: &str, reps: usize, mut f: impl FnMut()) {
     f();
@@ -30,12 +30,12 @@ fn op_timings() {
     let xs = Tensor::randn(0f32, 1., (b, 60, j, 3), &dev).unwrap();
     let r = Tensor::randn(0f32, 1., (b, j), &dev).unwrap();
     time("encoder forward, eval, B = 72", 20, || {
-        model.encoder.forward_t(&xs, false).unwrap();
+        model.encoder().forward_t(&xs, false).unwrap();
     });
     time("encoder forward, train, B = 72", 20, || {
-        model.encoder.forward_t(&xs, true).unwrap();
+        model.encoder().forward_t(&xs, true).unwrap();
     });
-    let loss = (model.encoder.forward_t(&xs, true).unwrap() * &r)
+    let loss = (model.encoder().forward_t(&xs, true).unwrap() * &r)
         .unwrap()
         .sum_all()
         .unwrap();
@@ -49,7 +49,7 @@ fn op_timings() {
     };
     let mut opt = candle_nn::AdamW::new(model.trainable_vars(), params).unwrap();
     time("training step (fwd + bwd + AdamW), B = 72", 20, || {
-        let loss = (model.encoder.forward_t(&xs, true).unwrap() * &r)
+        let loss = (model.encoder().forward_t(&xs, true).unwrap() * &r)
             .unwrap()
             .sum_all()
             .unwrap();

@@ -277,7 +277,7 @@ fn dct_features_match_the_formula() {
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
-    let got = to_f64(&model.encoder.features(&xs).unwrap());
+    let got = to_f64(&model.encoder().features(&xs).unwrap());
     let want = Reference::new(&cfg, &model.named_vars()).features(&x, 3);
     assert!(max_abs_diff(&got, &want) < 1e-5);
 }
@@ -301,7 +301,7 @@ fn eval_forward_matches_float64_reference() {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap();
-        let got = to_f64(&model.encoder.forward_t(&xs, false).unwrap());
+        let got = to_f64(&model.encoder().forward_t(&xs, false).unwrap());
         let (want, _) = Reference::new(&cfg, &vars).forward(&x, b, false);
         let err = max_abs_diff(&got, &want);
         assert!(err < 1e-4, "{cfg:?}: max error {err}");
@@ -325,7 +325,7 @@ fn train_forward_and_running_stats_match_float64_reference() {
             .unwrap()
             .to_dtype(DType::F32)
             .unwrap();
-        let got = to_f64(&model.encoder.forward_t(&xs, true).unwrap());
+        let got = to_f64(&model.encoder().forward_t(&xs, true).unwrap());
         let (want, stats) = reference.forward(&x, b, true);
         let err = max_abs_diff(&got, &want);
         assert!(err < 1e-4, "{cfg:?}: max error {err}");

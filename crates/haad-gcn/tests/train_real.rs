@@ -87,7 +87,7 @@ fn supervised_toy_objective_decreases_on_real_clips() {
     };
     let mut opt = AdamW::new(vars, params).unwrap();
     let logits = |train: bool| -> Tensor {
-        let emb = model.encoder.forward_t(&xs, train).unwrap();
+        let emb = model.encoder().forward_t(&xs, train).unwrap();
         emb.matmul(head_w.as_tensor())
             .unwrap()
             .broadcast_add(head_b.as_tensor())

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Every variant that concerns a file names it; parse errors also name the line (1-based) or
 /// the record at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MotionError {
     /// The file could not be opened or read.
     #[error("{path}: {source}")]

@@ -19,7 +19,7 @@ use haad::deploy::{
     calibration_experiment, format_calibration, format_frame_level, frame_level,
     CalibrationExperimentConfig, FrameLevelConfig,
 };
-use haad::detect::Embedder;
+use haad::detect::{Embedder, FrameAggregation};
 use haad::motion::split::{Split, DEFAULT_TRAIN_FRACTION};
 use haad::motion::{load, DataFormat};
 
@@ -27,6 +27,12 @@ use haad::motion::{load, DataFormat};
 enum Experiment {
     FrameLevel,
     Calibration,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Aggregation {
+    Max,
+    Mean,
 }
 
 #[derive(Parser)]
@@ -54,6 +60,9 @@ struct Args {
     /// Frame-level: frames between window starts.
     #[arg(long, default_value_t = 1)]
     stride: usize,
+    /// Frame-level: a frame's score from the windows covering it: mean (default) or max.
+    #[arg(long, value_enum, default_value_t = Aggregation::Mean)]
+    aggregation: Aggregation,
     /// JSON output file (the text table goes to standard output and beside it as .txt).
     #[arg(long)]
     out: PathBuf,
@@ -96,6 +105,10 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 seeds: a.seeds,
                 recordings: a.recordings,
                 stride: a.stride,
+                aggregation: match a.aggregation {
+                    Aggregation::Max => FrameAggregation::Max,
+                    Aggregation::Mean => FrameAggregation::Mean,
+                },
                 ..Default::default()
             };
             let results = embedders
@@ -126,6 +139,6 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     std::fs::write(&a.out, json + "\n")?;
     std::fs::write(a.out.with_extension("txt"), &table)?;
-    print!("{table}");
+    haad::out!("{table}");
     Ok(())
 }

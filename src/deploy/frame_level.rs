@@ -42,7 +42,7 @@ impl Default for FrameLevelConfig {
             recordings: 4,
             recording: RecordingConfig::default(),
             stride: 1,
-            aggregation: FrameAggregation::Max,
+            aggregation: FrameAggregation::Mean,
         }
     }
 }
@@ -170,6 +170,7 @@ mod tests {
                 clips: 4,
                 normal_share: 0.5,
             },
+            aggregation: FrameAggregation::Max,
             ..Default::default()
         };
         let e = Embedder::raw_dct();

@@ -1,7 +1,8 @@
 //! Streaming throughput: frames per second through a `StreamScorer` at stride 1 and 10 on one
-//! thread, for the built-in encoder (22 joints) and the raw-DCT baseline, and the latency from
-//! a frame arriving to its window's score (one push that completes a window). Figures and
-//! their reading: docs/performance.md.
+//! thread, for the built-in encoder (real Bandai clips mapped onto its 15 canonical joints, as
+//! `haad fit` does) and the raw-DCT baseline (the raw 22 joints), and the latency from a frame
+//! arriving to its window's score (one push that completes a window). Figures and their
+//! reading: docs/performance.md.
 //!
 //! Run: `RAYON_NUM_THREADS=1 cargo bench --bench stream`.
 
@@ -10,44 +11,72 @@ use std::time::Duration;
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use haad::detect::{Detector, Embedder, InputSpec, Scoring, StreamScorer};
-use haad::motion::Motion;
-use ndarray::Array3;
+use haad::motion::{Dataset, Layout, Motion};
+use ndarray::{concatenate, Axis};
 
-const JOINTS: usize = 22;
 /// Frames pushed per measured iteration.
 const FRAMES: usize = 300;
 
-fn clip(freq: f32, frames: usize) -> Motion {
-    let a = Array3::from_shape_fn((frames, JOINTS, 3), |(t, j, c)| {
-        (t as f32 * freq + j as f32).sin() * 10.0 + c as f32 * 50.0
-    });
-    Motion::new(a, Some(30.0)).expect("finite")
+/// The embedded Bandai subset (22-joint BVH rig, 30 fps).
+fn data() -> Dataset {
+    Dataset::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/bandai/bandai-ds2-60f.safetensors"
+    ))
+    .expect("embedded data")
 }
 
+/// A recording of at least `frames` frames: real clips one after another.
+fn recording(data: &Dataset, frames: usize) -> Motion {
+    let mut parts = Vec::new();
+    let mut n = 0;
+    for c in data.clips().iter().cycle() {
+        if n >= frames {
+            break;
+        }
+        n += c.motion.frames();
+        parts.push(c.motion.data().view());
+    }
+    Motion::new(
+        concatenate(Axis(0), &parts).expect("same joints"),
+        Some(30.0),
+    )
+    .expect("finite")
+}
+
+/// The built-in (canonical) encoder on the Bandai rig, as `haad fit` builds it, and the
+/// raw-DCT baseline on the raw 22 joints; both fitted on three walk clips.
 fn detectors() -> Vec<(&'static str, Detector)> {
-    let input = InputSpec {
-        joints: JOINTS,
-        root: 0,
-        min_frames: 1,
-        canonical: None,
-    };
-    let normal = [clip(0.1, 60), clip(0.12, 60), clip(0.09, 60)];
+    let data = data();
+    let walk = data.category_index("walk").expect("walk");
+    let normal: Vec<Motion> = data
+        .clips()
+        .iter()
+        .filter(|c| c.category == walk)
+        .take(3)
+        .map(|c| c.motion.clone())
+        .collect();
     let encoder = haad::defaults::default_encoder(&Device::Cpu).expect("built-in encoder");
+    let canonical =
+        haad::defaults::default_input(Layout::Bvh, data.skeleton(), Some(30.0)).expect("input");
     [
-        ("encoder", Embedder::encoder(encoder)),
-        ("raw_dct", Embedder::raw_dct()),
+        ("encoder", Embedder::encoder(encoder), canonical),
+        (
+            "raw_dct",
+            Embedder::raw_dct(),
+            InputSpec::for_skeleton(data.skeleton()),
+        ),
     ]
     .into_iter()
-    .map(|(name, e)| {
-        let d = Detector::fit(e, input.clone(), Scoring::MeanDistance, &normal, None)
-            .expect("detector");
+    .map(|(name, e, input)| {
+        let d = Detector::fit(e, input, Scoring::MeanDistance, &normal, None).expect("detector");
         (name, d)
     })
     .collect()
 }
 
 fn throughput(c: &mut Criterion) {
-    let rec = clip(0.3, FRAMES + 60);
+    let rec = recording(&data(), FRAMES + 60);
     let mut g = c.benchmark_group("stream_frames");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
@@ -77,7 +106,7 @@ fn throughput(c: &mut Criterion) {
 }
 
 fn latency(c: &mut Criterion) {
-    let rec = clip(0.3, 120);
+    let rec = recording(&data(), 120);
     let mut g = c.benchmark_group("frame_to_score");
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))

@@ -19,6 +19,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MotionError, Result};
+// SMPL's tables are the HumanAct12 loader's (one copy).
+use crate::io::humanact12::{SMPL_JOINT_NAMES as SMPL, SMPL_PARENTS};
 
 /// A named joint layout (closed set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -197,59 +199,6 @@ const KINECT_V2_PARENTS: [Option<usize>; 25] = [
     Some(7),
     Some(11),
     Some(11),
-];
-
-const SMPL: [&str; 24] = [
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-];
-const SMPL_PARENTS: [Option<usize>; 24] = [
-    None,
-    Some(0),
-    Some(0),
-    Some(0),
-    Some(1),
-    Some(2),
-    Some(3),
-    Some(4),
-    Some(5),
-    Some(6),
-    Some(7),
-    Some(8),
-    Some(9),
-    Some(9),
-    Some(9),
-    Some(12),
-    Some(13),
-    Some(14),
-    Some(16),
-    Some(17),
-    Some(18),
-    Some(19),
-    Some(20),
-    Some(21),
 ];
 
 const H36M: [&str; 17] = [

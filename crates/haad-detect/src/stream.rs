@@ -119,7 +119,7 @@ impl<'a> StreamScorer<'a> {
                 "stride must be at least 1 frame".into(),
             ));
         }
-        let window = detector.embedder().frames();
+        let window = source_window(detector, fps)?;
         let joints = detector.input().joints;
         Ok(Self {
             detector,
@@ -134,7 +134,9 @@ impl<'a> StreamScorer<'a> {
         })
     }
 
-    /// T: frames per window.
+    /// Frames per window, in the stream's own frames: the detector's T, or, when the detector
+    /// resamples its clips to a common rate (a canonical input), the frames that cover T frames
+    /// at that rate.
     pub fn window_frames(&self) -> usize {
         self.window
     }
@@ -238,6 +240,39 @@ impl<'a> StreamScorer<'a> {
         }
         Ok(Motion::new(data, self.fps)?)
     }
+}
+
+/// Stream frames per window. A detector whose input resamples clips to a common rate (a
+/// canonical input with `normalize.fps`) sees T frames at that rate, so a stream at another
+/// rate (`fps`, else the input's `source_fps`) needs `ceil((T - 1) * source / target) + 1` of
+/// its own frames to cover them: a 15 fps stream fills a 60-frame, 30 fps window with 31
+/// frames, and each window scores the newest 2 s rather than 4 s of which the detector keeps
+/// the oldest half. Without resampling, or without a known rate, a window is T frames.
+fn source_window(detector: &Detector, fps: Option<f32>) -> Result<usize> {
+    let frames = detector.embedder().frames();
+    let rates = detector
+        .input()
+        .canonical
+        .as_ref()
+        .and_then(|c| Some((c.normalize.fps?, fps.or(c.source_fps)?)));
+    let Some((target, source)) = rates else {
+        return Ok(frames);
+    };
+    if !(source.is_finite() && source > 0.0 && target.is_finite() && target > 0.0) {
+        return Err(DetectError::InvalidArgument(format!(
+            "frame rates must be positive: the stream's is {source} fps, the detector's {target} fps"
+        )));
+    }
+    let needed =
+        (frames.saturating_sub(1) as f64 * f64::from(source) / f64::from(target)).ceil() + 1.0;
+    if needed > haad_motion::limits::MAX_CLIP_FRAMES as f64 {
+        return Err(DetectError::InvalidArgument(format!(
+            "a stream at {source} fps needs {needed} frames to cover the detector's {frames} \
+             frames at {target} fps: more than the limit of {} (haad_motion::limits)",
+            haad_motion::limits::MAX_CLIP_FRAMES
+        )));
+    }
+    Ok(needed as usize)
 }
 
 /// How a frame's score comes from the windows covering it.
@@ -396,6 +431,82 @@ mod tests {
             })
             .collect();
         assert_eq!(wa, wb);
+    }
+
+    /// A raw-DCT detector (T = 12) on Kinect v2 clips mapped onto the canonical body and
+    /// resampled to 30 fps.
+    fn canonical_detector(source_fps: Option<f32>) -> (Detector, impl Fn(usize, f32) -> Motion) {
+        let layout = haad_motion::Layout::KinectV2;
+        let names = layout.joint_names().unwrap().iter().map(|s| s.to_string());
+        let parents = layout.parents().unwrap().to_vec();
+        let sk = haad_motion::Skeleton::new(names.collect(), parents, 0).unwrap();
+        let mut normalize = haad_motion::NormalizeConfig::none();
+        normalize.fps = Some(30.0);
+        let canon = haad_motion::Canonicalizer::new(layout, &sk, source_fps, normalize).unwrap();
+        let clip = |frames: usize, freq: f32| {
+            let a = Array3::from_shape_fn((frames, 25, 3), |(t, j, c)| {
+                (t as f32 * freq + j as f32).sin() * 0.1 + c as f32 + j as f32 * 0.05
+            });
+            Motion::new(a, Some(15.0)).unwrap()
+        };
+        let embedder = Embedder::RawDct(
+            RawDctConfig {
+                frames: 12,
+                coefficients: 4,
+            }
+            .check()
+            .unwrap(),
+        );
+        let normal = [clip(10, 0.3), clip(12, 0.35), clip(9, 0.25)];
+        let input = InputSpec::canonical(canon);
+        let d = Detector::fit(embedder, input, Scoring::MeanDistance, &normal, None).unwrap();
+        (d, clip)
+    }
+
+    #[test]
+    fn resampling_detectors_take_windows_in_the_streams_own_frames() {
+        let (d, clip) = canonical_detector(None);
+        // 12 frames at 30 fps span 11/30 s: a 15 fps stream covers that with 7 frames.
+        assert_eq!(
+            StreamScorer::new(&d, 1, Some(15.0))
+                .unwrap()
+                .window_frames(),
+            7
+        );
+        assert_eq!(
+            StreamScorer::new(&d, 1, Some(30.0))
+                .unwrap()
+                .window_frames(),
+            12
+        );
+        assert_eq!(
+            StreamScorer::new(&d, 1, Some(60.0))
+                .unwrap()
+                .window_frames(),
+            23
+        );
+        // No known rate: T frames.
+        assert_eq!(StreamScorer::new(&d, 1, None).unwrap().window_frames(), 12);
+        // The input's source_fps stands in for a stream without one.
+        let (d15, _) = canonical_detector(Some(15.0));
+        assert_eq!(StreamScorer::new(&d15, 1, None).unwrap().window_frames(), 7);
+        // A rate that would need a window past the limits is refused, not allocated.
+        assert!(matches!(
+            StreamScorer::new(&d, 1, Some(1.0e6)),
+            Err(DetectError::InvalidArgument(_))
+        ));
+        assert!(StreamScorer::new(&d, 1, Some(f32::NAN)).is_err());
+        // Each window's score is the detector's score of the same stream frames.
+        let rec = clip(20, 0.4);
+        let mut s = StreamScorer::new(&d, 2, rec.fps()).unwrap();
+        let mut got = Vec::new();
+        s.push_motion(&rec, |w| got.push(w)).unwrap();
+        assert_eq!(got.len(), (20 - 7) / 2 + 1);
+        for w in &got {
+            assert_eq!(w.end - w.start, 7);
+            let want = d.score(&window(&rec, w.start, 7).unwrap()).unwrap();
+            assert_eq!(w.outcome, WindowOutcome::Score(want));
+        }
     }
 
     #[test]

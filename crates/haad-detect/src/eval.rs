@@ -369,6 +369,34 @@ mod tests {
 
     /// `n_cat` categories of `per_cat` clips: category c oscillates at frequency 0.05 (c + 1),
     /// with per-clip noise of size `noise` and a random body offset.
+    /// Scores and anomaly labels of every test clip under a `Detector` fitted on category
+    /// `c`'s support of `seed`: the protocol's cell computed without `evaluate`.
+    fn direct_scores(
+        ds: &Dataset,
+        split: &Split,
+        emb: &Embedder,
+        c: usize,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<bool>) {
+        let chosen = sample_support(split.train(c), 3, seed).unwrap();
+        let normal: Vec<Motion> = chosen
+            .iter()
+            .map(|&i| ds.clips()[i].motion.clone())
+            .collect();
+        let det = crate::Detector::fit(
+            emb.clone(),
+            InputSpec::for_skeleton(ds.skeleton()),
+            Scoring::MeanDistance,
+            &normal,
+            None,
+        )
+        .unwrap();
+        let test = split.all_test();
+        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
+        let labels = test.iter().map(|&i| ds.clips()[i].category != c).collect();
+        (det.score_batch(&clips).unwrap(), labels)
+    }
+
     fn dataset(n_cat: usize, per_cat: usize, noise: f32) -> Dataset {
         let names = (0..3).map(|j| format!("j{j}")).collect();
         let skel = Skeleton::new(names, vec![None, Some(0), Some(1)], 0).unwrap();
@@ -455,25 +483,8 @@ mod tests {
         assert!(ev.unseen_mean_auc.is_some() && ev.seen_mean_auc.is_some());
 
         // Independent path: a Detector fitted on the same support, scored on raw test clips.
-        let c = 1;
-        let seed = 2;
-        let chosen = sample_support(split.train(c), 3, seed).unwrap();
-        let normal: Vec<Motion> = chosen
-            .iter()
-            .map(|&i| ds.clips()[i].motion.clone())
-            .collect();
-        let det = crate::Detector::fit(
-            emb.clone(),
-            InputSpec::for_skeleton(ds.skeleton()),
-            Scoring::MeanDistance,
-            &normal,
-            None,
-        )
-        .unwrap();
-        let test = split.all_test();
-        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
-        let scores = det.score_batch(&clips).unwrap();
-        let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != c).collect();
+        let (c, seed) = (1, 2);
+        let (scores, labels) = direct_scores(&ds, &split, &emb, c, seed);
         let auc = roc_auc(&scores, &labels).unwrap();
         assert_eq!(ev.per_category[c].1.per_seed[seed as usize], auc);
     }
@@ -490,26 +501,10 @@ mod tests {
         .unwrap();
         let emb = Embedder::raw_dct();
         let ev = evaluate(&ds, &split, &emb, &cfg, None, None).unwrap();
-        let test = split.all_test();
-        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
         for c in 0..3 {
             let (mut ap, mut eer) = (0.0, 0.0);
             for seed in 0..2 {
-                let chosen = sample_support(split.train(c), 3, seed).unwrap();
-                let normal: Vec<Motion> = chosen
-                    .iter()
-                    .map(|&i| ds.clips()[i].motion.clone())
-                    .collect();
-                let det = crate::Detector::fit(
-                    emb.clone(),
-                    InputSpec::for_skeleton(ds.skeleton()),
-                    Scoring::MeanDistance,
-                    &normal,
-                    None,
-                )
-                .unwrap();
-                let scores = det.score_batch(&clips).unwrap();
-                let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != c).collect();
+                let (scores, labels) = direct_scores(&ds, &split, &emb, c, seed);
                 ap += crate::metrics::average_precision(&scores, &labels).unwrap() / 2.0;
                 eer += crate::metrics::equal_error_rate(&scores, &labels).unwrap() / 2.0;
             }

@@ -557,23 +557,8 @@ mod tests {
         assert!(matches!(err, DetectError::InvalidArgument(_)), "{err}");
         assert_eq!(ev.method, "encoder");
         // Seed 1, category 0, recomputed through a Detector with the same encoder.
-        let chosen = sample_support(split.train(0), 3, 1).unwrap();
-        let normal: Vec<Motion> = chosen
-            .iter()
-            .map(|&i| ds.clips()[i].motion.clone())
-            .collect();
-        let det = crate::Detector::fit(
-            emb,
-            InputSpec::for_skeleton(ds.skeleton()),
-            Scoring::MeanDistance,
-            &normal,
-            None,
-        )
-        .unwrap();
-        let test = split.all_test();
-        let clips: Vec<Motion> = test.iter().map(|&i| ds.clips()[i].motion.clone()).collect();
-        let labels: Vec<bool> = test.iter().map(|&i| ds.clips()[i].category != 0).collect();
-        let auc = roc_auc(&det.score_batch(&clips).unwrap(), &labels).unwrap();
+        let (scores, labels) = direct_scores(&ds, &split, &emb, 0, 1);
+        let auc = roc_auc(&scores, &labels).unwrap();
         assert_eq!(ev.per_category[0].1.per_seed[1], auc);
     }
 

@@ -12,6 +12,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use haad_gcn::{EncoderConfig, EncoderModel};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FRAMES: usize = 60;
 const JOINTS: usize = 20;
 

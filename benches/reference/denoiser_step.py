@@ -5,15 +5,48 @@ F = 60 features, d = 128, 4 heads, 4 layers, dropout 0.2, velocity target, Adam)
     python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch
     /tmp/torch/bin/python benches/reference/denoiser_step.py --threads 1
 
-Prints the median time of one step over --steps steps after a warm-up. Not part of the build.
+Prints the median time of one step over --steps steps after a warm-up; with --json one JSON
+line instead, `{"bench": "train_step_small_batch64", "threads": n, "median_s": ..., "reps": ...}`
+(the format benches/reference/ratios.py reads). Not part of the build.
+
+Also the shared module of the other twins (benches/reference/ddim.py, encoder.py): the denoiser
+classes below and the timing / JSON helpers `measure` and `emit`.
 """
 import argparse
+import json
 import math
+import statistics
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def measure(fn, reps, warmup):
+    """Runs fn() `warmup` times untimed, then `reps` times; returns the median wall time (s)
+    of one call (time.perf_counter around each call)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def emit(bench, threads, median_s, reps, as_json, **extra):
+    """One result: a JSON line (--json) or a readable line."""
+    if as_json:
+        row = {"bench": bench, "threads": threads, "median_s": median_s, "reps": reps}
+        row.update(extra)
+        row["torch"] = torch.__version__
+        print(json.dumps(row), flush=True)
+    else:
+        more = "".join(f", {k} {v}" for k, v in extra.items())
+        print(f"{bench}: torch {torch.__version__}, {threads} thread(s): median "
+              f"{1000 * median_s:.3f} ms over {reps} reps{more}", flush=True)
 
 
 class Style(nn.Module):
@@ -62,12 +95,14 @@ class Layer(nn.Module):
 
 
 class Denoiser(nn.Module):
-    def __init__(self, k=20, f=60, d=128, heads=4, layers=4, p=0.2):
+    def __init__(self, k=20, f=60, d=128, heads=4, layers=4, p=0.2, cond_tokens=True):
         super().__init__()
         self.d = d
         self.joint_embed = nn.Linear(f, d)
         self.pos = nn.Parameter(torch.randn(k, d))
-        self.cond_tokens = nn.Linear(f, d)
+        # Linear(F -> d) of each token's own conditioning coefficient: only with
+        # `condition_tokens` (on in Preset::Small, off in Preset::Paper; denoiser.rs).
+        self.cond_tokens = nn.Linear(f, d) if cond_tokens else None
         self.time1 = nn.Linear(d, d)
         self.time2 = nn.Linear(d, d)
         self.cond_embed = nn.Linear(k * f, d)
@@ -84,7 +119,9 @@ class Denoiser(nn.Module):
         temb = torch.cat([torch.cos(a), torch.sin(a)], -1)
         e = self.time2(F.silu(self.time1(temb))) + self.cond_embed(cond.reshape(b, -1))
         e = F.silu(e)
-        h = self.joint_embed(x) + self.pos + self.cond_tokens(cond)
+        h = self.joint_embed(x) + self.pos
+        if self.cond_tokens is not None:
+            h = h + self.cond_tokens(cond)
         skips = []
         n = len(self.layers)
         for i, layer in enumerate(self.layers):
@@ -100,6 +137,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--json", action="store_true",
+                    help="print one JSON line (bench train_step_small_batch64)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -127,6 +166,10 @@ def main():
         if i >= 5:
             times.append(time.perf_counter() - start)
     times.sort()
+    if args.json:
+        # The same median as the line below (the upper middle for an even count).
+        emit("train_step_small_batch64", args.threads, times[len(times) // 2], len(times), True)
+        return
     print(f"torch {torch.__version__}, {args.threads} thread(s): median step "
           f"{1000 * times[len(times) // 2]:.1f} ms over {len(times)} steps")
 

@@ -2,6 +2,11 @@
 
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{BatchNormConfig, Init, VarBuilder};
+use haad_kernels::matmul;
+
+use crate::cpu::fused;
+use crate::gc::graph_conv;
+use crate::norm::{norm_tanh, Scale};
 
 /// BatchNorm settings of the reference code (PyTorch `BatchNorm1d` defaults).
 pub(crate) const BN_CONFIG: BatchNormConfig = BatchNormConfig {
@@ -80,27 +85,28 @@ impl GraphConv {
         self.bias.as_ref()
     }
 
-    /// `[J, F_in, B] -> [J, F_out, B]`, in the encoder's node-major, batch-last layout.
+    /// `[J, B, F_in] -> [J, B, F_out]`, in the encoder's node-major layout.
     ///
-    /// Both products are single matrix multiplications: `A (.)` is `[J, J] x [J, F*B]`, and
-    /// `(.) W` is `W^T x [F_in, J*B]` on the feature-major view (one transposing copy each way,
-    /// far cheaper, backward included, than `J` batched products whose weight gradient must be
-    /// summed over the batch). The cheaper order is taken: `(A x) W` when `F_in < F_out`, else
-    /// `A (x W)` (equal up to rounding).
+    /// Both products are single matrix multiplications without copies: `A (.)` is
+    /// `[J, J] x [J, B*F]`, and `(.) W` is `[J*B, F_in] x [F_in, F_out]`. The cheaper order is
+    /// taken: `(A x) W` when `F_in < F_out`, else `A (x W)` (equal up to rounding).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (j, f_in, b) = x.dims3()?;
+        if fused(&[x, &self.att, &self.weight]) {
+            return match &self.bias {
+                Some(bias) => {
+                    let row = bias.reshape((1, bias.dim(0)?))?;
+                    graph_conv(x, &self.att, &Tensor::cat(&[&self.weight, &row], 0)?, true)
+                }
+                None => graph_conv(x, &self.att, &self.weight, false),
+            };
+        }
+        let (j, b, f_in) = x.dims3()?;
         let f_out = self.weight.dim(1)?;
         let mix = |x: &Tensor, f: usize| -> Result<Tensor> {
-            self.att.matmul(&x.reshape((j, f * b))?)?.reshape((j, f, b))
+            matmul(&self.att, &x.reshape((j, b * f))?)?.reshape((j, b, f))
         };
         let project = |x: &Tensor| -> Result<Tensor> {
-            let features_first = x.transpose(0, 1)?.contiguous()?.reshape((f_in, j * b))?;
-            self.weight
-                .t()?
-                .matmul(&features_first)?
-                .reshape((f_out, j, b))?
-                .transpose(0, 1)?
-                .contiguous()
+            matmul(&x.reshape((j * b, f_in))?, &self.weight)?.reshape((j, b, f_out))
         };
         let y = if f_in < f_out {
             project(&mix(x, f_in)?)?
@@ -108,7 +114,7 @@ impl GraphConv {
             mix(&project(x)?, f_out)?
         };
         match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, f_out, 1))?),
+            Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
         }
     }
@@ -116,16 +122,14 @@ impl GraphConv {
 
 /// BatchNorm over the `J * F` features of the reference code's `BatchNorm1d(J * F)` on the
 /// flattened `[B, J*F]` map (feature index `j * F + f`), applied directly to the encoder's
-/// `[J, F, B]` layout (the batch statistics are then reductions over the last dimension, which
-/// candle does much faster, forward and backward, than over a middle one).
+/// `[J, B, F]` layout, fused with the tanh that follows it everywhere in the encoder.
 ///
-/// The variables are created by [`candle_nn::batch_norm`] (names `weight`, `bias`,
-/// `running_mean`, `running_var`, shape `[J*F]`; the running statistics are `Var`s of the
-/// var map, updated in place). The forward is our own because candle's expects the features on
-/// dimension 1; it folds the statistics into one scale and shift,
-/// `y = x * (gamma / sqrt(var + eps)) + (beta - mean * gamma / sqrt(var + eps))`.
-/// Training uses the batch mean and biased variance and updates the running statistics with
-/// momentum 0.1 and the unbiased variance (as PyTorch); eval uses the running statistics.
+/// The variables are created by [`candle_nn::batch_norm`] (names `weight` (`gamma`), `bias`
+/// (`beta`), `running_mean`, `running_var`, shape `[J*F]`; the running statistics are `Var`s of
+/// the var map, updated in place). Training: `tanh(gamma x_hat + beta)` with `x_hat` normalised
+/// by the batch mean and biased variance, and the running statistics updated with momentum 0.1
+/// and the unbiased variance (as PyTorch). Eval: the running statistics folded into one scale
+/// and shift, `tanh(x gamma / sqrt(var + eps) + beta - mean gamma / sqrt(var + eps))`.
 #[derive(Debug, Clone)]
 pub struct FlatBatchNorm {
     weight: Tensor,
@@ -155,37 +159,73 @@ impl FlatBatchNorm {
         })
     }
 
-    /// `[J, F, B] -> [J, F, B]`; `train` uses batch statistics and updates the running ones.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (j, f, b) = x.dims3()?;
-        let stat_shape = (j, f, 1);
-        let (mean, var) = if train {
-            if b < 2 {
-                candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
-            }
-            let mean = x.mean_keepdim(2)?;
-            let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(2)?;
-            let m = self.momentum;
-            let new_mean = ((self.running_mean.as_detached_tensor() * (1.0 - m))?
-                + (mean.detach().flatten_all()? * m)?)?;
-            let unbiased = b as f64 / (b as f64 - 1.0);
-            let new_var = ((self.running_var.as_detached_tensor() * (1.0 - m))?
-                + (var.detach().flatten_all()? * (m * unbiased))?)?;
-            self.running_mean.set(&new_mean)?;
-            self.running_var.set(&new_var)?;
-            (mean, var)
-        } else {
-            (
-                self.running_mean.as_detached_tensor().reshape(stat_shape)?,
-                self.running_var.as_detached_tensor().reshape(stat_shape)?,
-            )
+    /// `tanh(BatchNorm(x)) (+ residual)` for `x` (and `residual`) `[J, B, F]`; `train` uses
+    /// batch statistics and updates the running ones.
+    pub fn forward_tanh(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (j, b, f) = x.dims3()?;
+        let stat_shape = (j, 1, f);
+        let gamma = self.weight.reshape(stat_shape)?;
+        let beta = self.bias.reshape(stat_shape)?;
+        if train && b < 2 {
+            candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
+        }
+        let fixed = || -> Result<(Tensor, Tensor)> {
+            let mean = self.running_mean.as_detached_tensor().reshape(stat_shape)?;
+            let var = self.running_var.as_detached_tensor().reshape(stat_shape)?;
+            let scale = gamma.div(&(var + self.eps)?.sqrt()?)?;
+            let shift = beta.sub(&mean.mul(&scale)?)?;
+            Ok((scale, shift))
         };
-        let scale = self
-            .weight
-            .reshape(stat_shape)?
-            .div(&(var + self.eps)?.sqrt()?)?;
-        let shift = self.bias.reshape(stat_shape)?.sub(&mean.mul(&scale)?)?;
-        x.broadcast_mul(&scale)?.broadcast_add(&shift)
+        let mut parts = vec![x, &gamma, &beta];
+        parts.extend(residual);
+        if !fused(&parts) {
+            let (scale, shift, stats) = if train {
+                let mean = x.mean_keepdim(1)?;
+                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+                let scale = gamma.broadcast_div(&(&var + self.eps)?.sqrt()?)?;
+                let shift = beta.sub(&mean.mul(&scale)?)?;
+                (scale, shift, Some((mean.detach(), var.detach())))
+            } else {
+                let (scale, shift) = fixed()?;
+                (scale, shift, None)
+            };
+            if let Some((mean, var)) = stats {
+                self.update_running(&mean.flatten_all()?, &var.flatten_all()?, b)?;
+            }
+            let y = crate::ops::tanh(&x.broadcast_mul(&scale)?.broadcast_add(&shift)?)?;
+            return match residual {
+                Some(r) => y + r,
+                None => Ok(y),
+            };
+        }
+        let (st, mode) = if train {
+            (Tensor::cat(&[&gamma, &beta], 1)?, Scale::Batch(self.eps))
+        } else {
+            let (scale, shift) = fixed()?;
+            (Tensor::cat(&[&scale, &shift], 1)?, Scale::Fixed)
+        };
+        let (y, stats) = norm_tanh(x, &st, residual, mode)?;
+        if let Some((mean, var)) = stats {
+            let t = |v: Vec<f64>| Tensor::from_vec(v, j * f, x.device())?.to_dtype(x.dtype());
+            self.update_running(&t(mean)?, &t(var)?, b)?;
+        }
+        Ok(y)
+    }
+
+    /// Running statistics update from the batch mean and biased variance `[J*F]` of `b` clips.
+    fn update_running(&self, mean: &Tensor, var: &Tensor, b: usize) -> Result<()> {
+        let m = self.momentum;
+        let new_mean = ((self.running_mean.as_detached_tensor() * (1.0 - m))? + (mean * m)?)?;
+        let unbiased = b as f64 / (b as f64 - 1.0);
+        let new_var =
+            ((self.running_var.as_detached_tensor() * (1.0 - m))? + (var * (m * unbiased))?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)
     }
 }
 

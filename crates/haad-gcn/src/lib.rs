@@ -37,10 +37,13 @@
 pub mod config;
 pub mod encoder;
 pub mod error;
+mod cpu;
 mod folder;
+mod gc;
 mod layers;
 pub mod model;
-pub mod ops;
+mod norm;
+mod ops;
 
 pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};
 pub use encoder::{batch_tensor, Encoder};

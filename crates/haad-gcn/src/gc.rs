@@ -1,0 +1,237 @@
+//! The graph convolution `y = A (x W) + b` (or `(A x) W + b`) as one fused CPU operation on
+//! the encoder's `[J, B, F]` maps: two matrix products without copies forward, four backward,
+//! and one node in the autograd graph instead of six (each node costs candle a zero fill and an
+//! addition of its input's size in the backward pass).
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use haad_kernels::{gemm, Element, MatRef};
+
+use crate::cpu::{tensor, values, with_values, Stash};
+
+/// `[J, B, F_in] -> [J, B, F_out]` with `att` `A` `[J, J]` and `wb` `[F_in (+1), F_out]`: the
+/// weight `W`, then the bias `b` as a last row when `bias`. CPU, f32/f64, one dtype (the
+/// caller checks with [`crate::cpu::fused`]).
+pub(crate) fn graph_conv(x: &Tensor, att: &Tensor, wb: &Tensor, bias: bool) -> Result<Tensor> {
+    let (j, _, f_in) = x.dims3()?;
+    let (rows, _) = wb.dims2()?;
+    if att.dims() != [j, j] || rows != f_in + usize::from(bias) {
+        candle_core::bail!(
+            "graph_conv: A {:?} and W {:?} do not fit {:?}",
+            att.dims(),
+            wb.dims(),
+            x.dims()
+        );
+    }
+    x.contiguous()?.apply_op3(
+        &att.contiguous()?,
+        &wb.contiguous()?,
+        GraphConvOp {
+            bias,
+            mid: Stash::default(),
+        },
+    )
+}
+
+struct GraphConvOp {
+    bias: bool,
+    /// The intermediate product: `x W` `[J*B, F_out]` when `F_in >= F_out`, else `A x`
+    /// `[J, B*F_in]`.
+    mid: Stash,
+}
+
+/// `(y, mid)`.
+fn forward<T: Element>(
+    x: &[T],
+    a: &[T],
+    wb: &[T],
+    (j, b, fi, fo): (usize, usize, usize, usize),
+    bias: bool,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let att = MatRef::new(a, j, j)?;
+    let w = MatRef::new(wb, fi, fo)?;
+    let (mut y, mid) = if fi < fo {
+        let q = gemm(att, MatRef::new(x, j, b * fi)?)?;
+        (gemm(MatRef::new(&q, j * b, fi)?, w)?, q)
+    } else {
+        let p = gemm(MatRef::new(x, j * b, fi)?, w)?;
+        (gemm(att, MatRef::new(&p, j, b * fo)?)?, p)
+    };
+    if bias {
+        let bv = &wb[fi * fo..(fi + 1) * fo];
+        for row in y.chunks_exact_mut(fo) {
+            row.iter_mut().zip(bv).for_each(|(v, &c)| *v += c);
+        }
+    }
+    Ok((y, mid))
+}
+
+/// `(dx, dA, dwb)` for the output gradient `g` `[J, B, F_out]`.
+fn backward<T: Element>(
+    x: &[T],
+    a: &[T],
+    wb: &[T],
+    mid: &[T],
+    g: &[T],
+    (j, b, fi, fo): (usize, usize, usize, usize),
+    bias: bool,
+) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
+    let att = MatRef::new(a, j, j)?;
+    let w = MatRef::new(wb, fi, fo)?;
+    let (dx, da, mut dwb) = if fi < fo {
+        // y = Q W with Q = A x.
+        let q = MatRef::new(mid, j * b, fi)?;
+        let gy = MatRef::new(g, j * b, fo)?;
+        let dq = gemm(gy, w.t())?; // [J*B, F_in]
+        let dw = gemm(q.t(), gy)?;
+        let dqm = MatRef::new(&dq, j, b * fi)?;
+        let da = gemm(dqm, MatRef::new(x, j, b * fi)?.t())?;
+        let dx = gemm(att.t(), dqm)?;
+        (dx, da, dw)
+    } else {
+        // y = A P with P = x W.
+        let gm = MatRef::new(g, j, b * fo)?;
+        let da = gemm(gm, MatRef::new(mid, j, b * fo)?.t())?;
+        let dp = gemm(att.t(), gm)?; // [J, B*F_out] = [J*B, F_out]
+        let dpm = MatRef::new(&dp, j * b, fo)?;
+        let dw = gemm(MatRef::new(x, j * b, fi)?.t(), dpm)?;
+        let dx = gemm(dpm, w.t())?;
+        (dx, da, dw)
+    };
+    if bias {
+        let mut db = vec![T::zero(); fo];
+        for row in g.chunks_exact(fo) {
+            db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+        }
+        dwb.extend_from_slice(&db);
+    }
+    Ok((dx, da, dwb))
+}
+
+impl CustomOp3 for GraphConvOp {
+    fn name(&self) -> &'static str {
+        "haad-graph-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (j, b, fi) = l1.shape().dims3()?;
+        let fo = l3.shape().dims2()?.1;
+        let dims = (j, b, fi, fo);
+        let (y, mid) = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(a), CpuStorage::F32(w)) => {
+                let (y, m) = forward(values(x, l1)?, values(a, l2)?, values(w, l3)?, dims, self.bias)?;
+                (CpuStorage::F32(y), CpuStorage::F32(m))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(a), CpuStorage::F64(w)) => {
+                let (y, m) = forward(values(x, l1)?, values(a, l2)?, values(w, l3)?, dims, self.bias)?;
+                (CpuStorage::F64(y), CpuStorage::F64(m))
+            }
+            _ => candle_core::bail!("graph_conv: f32 or f64 inputs of one dtype"),
+        };
+        self.mid.put(mid);
+        Ok((y, Shape::from((j, b, fo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        att: &Tensor,
+        wb: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (j, b, fi) = x.dims3()?;
+        let fo = wb.dim(1)?;
+        let dims = (j, b, fi, fo);
+        let grad = grad.contiguous()?;
+        let mid = self.mid.get();
+        let (dx, da, dwb) = with_values!([x, att, wb, &grad], |v: T| {
+            let mid: &[T] = match mid.as_ref() {
+                Some(m) => m.as_slice::<T>()?,
+                None => candle_core::bail!("graph_conv: backward before forward"),
+            };
+            let (dx, da, dwb) = backward(v[0], v[1], v[2], mid, v[3], dims, self.bias)?;
+            (
+                tensor(dx, x.shape(), x)?,
+                tensor(da, att.shape(), x)?,
+                tensor(dwb, wb.shape(), x)?,
+            )
+        });
+        Ok((Some(dx), Some(da), Some(dwb)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn var(dims: &[usize], seed: u64) -> Var {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).unwrap()
+    }
+
+    fn flat(t: &Tensor) -> Vec<f64> {
+        t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// The fused op against candle's generic products, value and every gradient, both
+    /// product orders, with and without bias, f64 and f32, small and large (split) sizes.
+    #[test]
+    fn matches_the_generic_products_with_gradients() {
+        for (j, b, fi, fo) in [(4, 3, 5, 7), (5, 4, 6, 3), (20, 72, 30, 128), (20, 72, 128, 128)] {
+            for bias in [false, true] {
+                let x = var(&[j, b, fi], 1);
+                let a = var(&[j, j], 2);
+                let w = var(&[fi, fo], 3);
+                let bb = var(&[fo], 4);
+                let r = var(&[j, b, fo], 5);
+                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-4)] {
+                    let c = |v: &Var| Var::from_tensor(&v.to_dtype(dtype).unwrap()).unwrap();
+                    let (x, a, w, bb, r) = (c(&x), c(&a), c(&w), c(&bb), c(&r));
+                    let wb = if bias {
+                        Tensor::cat(&[w.as_tensor(), &bb.reshape((1, fo)).unwrap()], 0).unwrap()
+                    } else {
+                        w.as_tensor().clone()
+                    };
+                    let y = graph_conv(&x, &a, &wb, bias).unwrap();
+                    let p = x.reshape((j * b, fi)).unwrap().matmul(&w).unwrap();
+                    let mut want = a
+                        .matmul(&p.reshape((j, b * fo)).unwrap())
+                        .unwrap()
+                        .reshape((j, b, fo))
+                        .unwrap();
+                    if bias {
+                        want = want.broadcast_add(&bb).unwrap();
+                    }
+                    let scale = |t: &Tensor| 1.0 + t.abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+                    let diff = |u: &Tensor, v: &Tensor| {
+                        (u - v).unwrap().abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() / scale(v)
+                    };
+                    assert!(diff(&y, &want) < tol, "value {j} {b} {fi} {fo} {bias} {dtype:?}");
+                    let g1 = (y * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+                    let g2 = (want * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+                    let mut vars = vec![(&x, "x"), (&a, "A"), (&w, "W")];
+                    if bias {
+                        vars.push((&bb, "b"));
+                    }
+                    for (v, name) in vars {
+                        let (u, t) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+                        assert!(diff(u, t) < tol * 10.0, "d{name} {j} {b} {fi} {fo} {bias} {dtype:?}");
+                    }
+                    let _ = flat(&wb);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! CPU kernels the models share.
+//!
+//! candle's CPU matrix product asks the operating system for the core count on every call
+//! (`/proc` and `/sys` reads: about 500 `openat` + `read` a second in a training run) and hands
+//! every product, however small, to its thread pool. [`matmul`] decides its threads once per
+//! process ([`threads`]) and splits work across them only where a product is large enough to
+//! gain ([`PARALLEL_MIN_FLOPS`]); batched products are split at the batch level. Element-wise
+//! kernels use [`for_each_chunk`] for the same rule.
+//!
+//! On other devices every function falls back to candle's own operations.
+
+mod gemm;
+mod matmul;
+mod threads;
+
+pub use gemm::{gemm, Element, MatRef};
+pub use matmul::matmul;
+pub use threads::{
+    for_each_chunk, for_each_chunk_pair, parallel_ok, serial, split_batch, threads, PARALLEL_MIN_FLOPS,
+};

@@ -1,0 +1,161 @@
+//! The process's thread count, read once, and the rule for when work is split.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// Below this many floating-point operations a kernel runs on the calling thread: handing
+/// work to another thread and waiting for it costs tens of microseconds, and far more when
+/// that thread's core is busy with another process.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
+/// The number of threads kernels split work across: rayon's global pool size (which honours
+/// `RAYON_NUM_THREADS`), read once per process.
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| rayon::current_num_threads().max(1))
+}
+
+thread_local! {
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every kernel it calls on this thread kept on this thread: for work already
+/// split across threads at a coarser level (a batch cut into one part per thread).
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let out = f();
+    SERIAL.with(|s| s.set(before));
+    out
+}
+
+/// Whether kernels called here may split work across threads (not inside [`serial`]).
+pub fn parallel_ok() -> bool {
+    threads() > 1 && !SERIAL.with(|s| s.get())
+}
+
+/// `f(start, len)` over `0..n` cut into one contiguous part per thread (parts of at least
+/// `min_part`), the parts run in parallel, each with its kernels kept on its thread
+/// ([`serial`]); the results in order. One part, on this thread, when `n < 2 * min_part` or
+/// inside [`serial`].
+pub fn split_batch<R, F>(n: usize, min_part: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize, usize) -> R + Send + Sync,
+{
+    let parts = threads().min(n / min_part.max(1));
+    if !parallel_ok() || parts < 2 {
+        return vec![f(0, n)];
+    }
+    let per = n.div_ceil(parts);
+    (0..parts)
+        .into_par_iter()
+        .map(|p| {
+            let start = p * per;
+            serial(|| f(start, per.min(n - start)))
+        })
+        .collect()
+}
+
+/// Runs `f(i, chunk)` on each of the chunks of `data` of `chunk_len` elements (the last may be
+/// shorter), on several threads when `flops` (the caller's estimate of the whole job) reaches
+/// [`PARALLEL_MIN_FLOPS`] and more than one thread is available, else in order on this one.
+pub fn for_each_chunk<T, F>(data: &mut [T], chunk_len: usize, flops: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Send + Sync,
+{
+    let chunk_len = chunk_len.max(1);
+    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && data.len() > chunk_len {
+        data.par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    } else {
+        data.chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
+}
+
+/// [`for_each_chunk`] over two buffers at once: `f(i, a_chunk, b_chunk)` with chunk `i` of `a`
+/// (`a_len` elements) and of `b` (`b_len` elements); both must hold the same number of chunks.
+pub fn for_each_chunk_pair<T, U, F>(
+    a: &mut [T],
+    a_len: usize,
+    b: &mut [U],
+    b_len: usize,
+    flops: usize,
+    f: F,
+) where
+    T: Send,
+    U: Send,
+    F: Fn(usize, &mut [T], &mut [U]) + Send + Sync,
+{
+    let (a_len, b_len) = (a_len.max(1), b_len.max(1));
+    assert_eq!(
+        a.len().div_ceil(a_len),
+        b.len().div_ceil(b_len),
+        "for_each_chunk_pair: the buffers hold different numbers of chunks"
+    );
+    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && a.len() > a_len {
+        a.par_chunks_mut(a_len)
+            .zip(b.par_chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y));
+    } else {
+        a.chunks_mut(a_len)
+            .zip(b.chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_chunk_is_visited_once_in_place() {
+        for flops in [0, PARALLEL_MIN_FLOPS] {
+            let mut v = vec![0usize; 103];
+            for_each_chunk(&mut v, 10, flops, |i, c| {
+                for x in c.iter_mut() {
+                    *x += i + 1;
+                }
+            });
+            let want: Vec<usize> = (0..103).map(|k| k / 10 + 1).collect();
+            assert_eq!(v, want, "flops {flops}");
+        }
+        assert!(threads() >= 1);
+    }
+
+    #[test]
+    fn batch_parts_cover_the_range_in_order() {
+        for (n, min) in [(1, 8), (15, 8), (16, 8), (101, 8), (1000, 1)] {
+            let parts = split_batch(n, min, |s, l| (s, l, parallel_ok()));
+            let mut next = 0;
+            for &(s, l, par) in &parts {
+                assert_eq!(s, next);
+                assert!(l > 0);
+                assert!(!par || parts.len() == 1, "parts run serially inside");
+                next = s + l;
+            }
+            assert_eq!(next, n, "n {n}");
+            assert!(parts.len() <= threads());
+        }
+    }
+
+    #[test]
+    fn chunk_pairs_line_up() {
+        for flops in [0, PARALLEL_MIN_FLOPS] {
+            let (mut a, mut b) = (vec![0usize; 12], vec![0usize; 8]);
+            for_each_chunk_pair(&mut a, 3, &mut b, 2, flops, |i, x, y| {
+                x.iter_mut().for_each(|v| *v = i);
+                y.iter_mut().for_each(|v| *v = 10 * i);
+            });
+            assert_eq!(a, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
+            assert_eq!(b, [0, 0, 10, 10, 20, 20, 30, 30]);
+        }
+    }
+}

@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, ModuleT, Optimizer, ParamsAdamW};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use haad_gcn::{EncoderConfig, EncoderModel};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const FRAMES: usize = 60;
 const JOINTS: usize = 20;
@@ -92,4 +89,11 @@ fn train_step(c: &mut Criterion) {
 }
 
 criterion_group!(benches, peak, forward, train_step);
-criterion_main!(benches);
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
+fn main() {
+    haad::runtime::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

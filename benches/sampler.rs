@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use candle_core::Device;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use haad_diffusion::{DiffusionConfig, DiffusionModel, Preset, Trainer};
 use haad_motion::io::{load, DataFormat};
 use haad_motion::{preprocess, Motion};
@@ -72,4 +72,11 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
+fn main() {
+    haad::runtime::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

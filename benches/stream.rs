@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use candle_core::Device;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use haad::detect::{Detector, Embedder, InputSpec, Scoring, StreamScorer};
 use haad::motion::{Dataset, Layout, Motion};
 use ndarray::{concatenate, Axis};
@@ -131,4 +131,11 @@ fn latency(c: &mut Criterion) {
 }
 
 criterion_group!(benches, throughput, latency);
-criterion_main!(benches);
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
+fn main() {
+    haad::runtime::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -34,7 +34,11 @@ struct Args {
     save: Option<PathBuf>,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() -> ExitCode {
+    haad::runtime::init();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

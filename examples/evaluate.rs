@@ -61,7 +61,11 @@ struct Args {
     plot: Option<PathBuf>,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() {
+    haad::runtime::init();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

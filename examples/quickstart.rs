@@ -50,7 +50,11 @@ struct Args {
     out: PathBuf,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() {
+    haad::runtime::init();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

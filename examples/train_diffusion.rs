@@ -72,7 +72,11 @@ struct Args {
     resume: bool,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() {
+    haad::runtime::init();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -58,7 +58,11 @@ struct Args {
     progress: bool,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() {
+    haad::runtime::init();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -11,7 +11,8 @@
 //! - [`detect`]: support sets, anomaly scoring and the evaluation protocol.
 //! - [`report`]: figures (SVG) and 2-D maps of embeddings (PCA, t-SNE).
 //!
-//! [`progress`] shows the libraries' progress reports as a terminal bar.
+//! [`progress`] shows the libraries' progress reports as a terminal bar; [`runtime`] holds the
+//! allocator and thread settings of haad's own programs.
 //! [`pipeline`] composes them into the method end to end (generated-variant pools, encoder
 //! training with them, evaluation), and [`paper`] runs the paper's experiments with it.
 //! [`deploy`] holds what the `haad` command-line tool is made of (clip files, the stream
@@ -24,6 +25,7 @@ pub mod error;
 pub mod paper;
 pub mod pipeline;
 pub mod progress;
+pub mod runtime;
 pub mod stdout;
 pub mod transfer;
 

@@ -188,7 +188,11 @@ struct StreamArgs {
     output: Output,
 }
 
+#[global_allocator]
+static ALLOC: haad::runtime::Allocator = haad::runtime::Allocator;
+
 fn main() {
+    haad::runtime::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fit(a) => fit(a),

@@ -178,10 +178,9 @@ impl SelfAttention {
         let q = split(self.q.forward(&xn)?)?;
         let kk = split(self.k.forward(&xn)?)?;
         let v = split(self.v.forward(&xn)?)?;
-        let att = (q.matmul(&kk.t()?)? / (dh as f64).sqrt())?;
+        let att = (haad_kernels::matmul(&q, &kk.t()?)? / (dh as f64).sqrt())?;
         let att = drop.apply(&ops::softmax_last_dim(&att)?)?;
-        let y = att
-            .matmul(&v)?
+        let y = haad_kernels::matmul(&att, &v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, k, d))?;

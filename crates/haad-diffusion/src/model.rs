@@ -286,12 +286,12 @@ impl DiffusionModel {
 
     /// The first K DCT coefficients of frames: `D_K x`, `[B, N, F]` -> `[B, K, F]`.
     pub fn to_dct(&self, frames: &Tensor) -> Result<Tensor> {
-        Ok(self.analysis.broadcast_matmul(frames)?)
+        Ok(batched(&self.analysis, frames)?)
     }
 
     /// Frames from K coefficients: `D_K^T c`, `[B, K, F]` -> `[B, N, F]`.
     pub fn from_dct(&self, coeffs: &Tensor) -> Result<Tensor> {
-        Ok(self.synthesis.broadcast_matmul(coeffs)?)
+        Ok(batched(&self.synthesis, coeffs)?)
     }
 
     /// The conditioning spectrum `[B, K, F]`: the DCT of the frames `[B, N, F]` with every frame
@@ -362,4 +362,11 @@ impl DiffusionModel {
             }
         })
     }
+}
+
+/// `m x` for every matrix of the batch `x` `[B, R, C]` (`m` `[P, R]`), without copying `m`.
+fn batched(m: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, _, _) = x.dims3()?;
+    let (p, r) = m.dims2()?;
+    haad_kernels::matmul(&m.broadcast_as((b, p, r))?, x)
 }

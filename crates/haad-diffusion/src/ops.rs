@@ -112,10 +112,7 @@ impl candle_core::Module for Linear {
             candle_core::bail!("linear: input {dims:?} does not end in {inp} features");
         }
         let rows = x.elem_count() / inp;
-        let y = x
-            .contiguous()?
-            .reshape((rows, inp))?
-            .matmul(&self.weight.t()?)?;
+        let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &self.weight.t()?)?;
         let y = match &self.bias {
             Some(b) => add_rows(&y, b)?,
             None => y,
@@ -146,7 +143,7 @@ impl Float for f32 {
         self as f64
     }
     fn exp(self) -> Self {
-        f32::exp(self)
+        haad_kernels::exp_f32(self)
     }
     fn erf(self) -> Self {
         erf_f32(self)
@@ -177,7 +174,7 @@ pub fn erf_f32(x: f32) -> f32 {
             + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
     // exp(-a^2) underflows to 0 past a ~ 9.3, where erf is 1 in f32; clamp to stay out of the
     // slow subnormal range.
-    let e = (-(a.min(10.0) * a.min(10.0))).exp();
+    let e = haad_kernels::exp_f32(-(a.min(10.0) * a.min(10.0)));
     (1.0 - poly * e).copysign(x)
 }
 
@@ -594,29 +591,28 @@ enum Unary {
 
 impl Unary {
     fn value<T: Float>(self, x: T) -> T {
-        let v = x.to();
+        let half = T::f(0.5);
+        let one = T::f(1.0);
         match self {
             // x Phi(x) = x (1 + erf(x / sqrt 2)) / 2.
-            Unary::Gelu => {
-                T::f(0.5 * v * (1.0 + T::f(v * std::f64::consts::FRAC_1_SQRT_2).erf().to()))
-            }
-            Unary::Silu => T::f(v / (1.0 + T::f(-v).exp().to())),
+            Unary::Gelu => half * x * (one + (x * T::f(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+            Unary::Silu => x / (one + (T::f(0.0) - x).exp()),
         }
     }
 
     fn derivative<T: Float>(self, x: T) -> T {
-        let v = x.to();
+        let one = T::f(1.0);
         match self {
             // Phi(x) + x phi(x).
             Unary::Gelu => {
-                let cdf = 0.5 * (1.0 + T::f(v * std::f64::consts::FRAC_1_SQRT_2).erf().to());
-                let pdf = T::f(-0.5 * v * v).exp().to() * 0.398_942_280_401_432_7;
-                T::f(cdf + v * pdf)
+                let cdf = T::f(0.5) * (one + (x * T::f(std::f64::consts::FRAC_1_SQRT_2)).erf());
+                let pdf = (T::f(-0.5) * x * x).exp() * T::f(0.398_942_280_401_432_7);
+                cdf + x * pdf
             }
             // s (1 + x (1 - s)), s = sigmoid(x).
             Unary::Silu => {
-                let s = 1.0 / (1.0 + T::f(-v).exp().to());
-                T::f(s * (1.0 + v * (1.0 - s)))
+                let s = one / (one + (T::f(0.0) - x).exp());
+                s * (one + x * (one - s))
             }
         }
     }

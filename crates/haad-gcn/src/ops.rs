@@ -15,35 +15,12 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
 }
 
 /// The f32 kernel of [`tanh`]. `|x|` is clamped at 10, where `tanh` already rounds to 1 in f32.
-/// Branch-free (the exponential is [`exp_neg_f32`]), so loops over it vectorise.
+/// Branch-free (the exponential is [`haad_kernels::exp_f32`]), so loops over it vectorise.
 pub fn tanh_f32(x: f32) -> f32 {
     // Not `min`: it would turn NaN into 10; a comparison keeps NaN.
     let a = x.abs();
-    let e = exp_neg_f32(-2.0 * if a > 10.0 { 10.0 } else { a });
+    let e = haad_kernels::exp_f32(-2.0 * if a > 10.0 { 10.0 } else { a });
     ((1.0 - e) / (1.0 + e)).copysign(x)
-}
-
-/// `e^y` for `y` in `[-20, 0]` (NaN stays NaN), relative error below 2e-7: `y = n ln 2 + r`
-/// with `n` rounded to nearest by adding `1.5 * 2^23` (which also leaves `n` in the low bits
-/// of the sum, read without a float-to-int conversion) and `|r| <= ln(2) / 2`, `e^r` by its
-/// degree-7 Taylor polynomial, `2^n` built from its exponent bits. Only arithmetic and bit
-/// operations, so loops over it vectorise.
-fn exp_neg_f32(y: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
-    let k = y * LOG2E + ROUND;
-    let n = k - ROUND;
-    let r = (y - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    // k's bits are ROUND's plus n (two's complement in the low mantissa bits).
-    let n_bits = k.to_bits().wrapping_sub(ROUND.to_bits());
-    f32::from_bits(n_bits.wrapping_add(127) << 23) * p
 }
 
 struct FastTanh;

@@ -10,10 +10,12 @@
 //! On other devices every function falls back to candle's own operations.
 
 mod gemm;
+mod math;
 mod matmul;
 mod threads;
 
 pub use gemm::{gemm, Element, MatRef};
+pub use math::exp_f32;
 pub use matmul::matmul;
 pub use threads::{
     for_each_chunk, for_each_chunk_pair, parallel_ok, serial, split_batch, threads, PARALLEL_MIN_FLOPS,

@@ -247,19 +247,34 @@ macro_rules! dispatch {
     }};
 }
 
+/// `sum f(i)` for `i < n`, in f64 over eight independent partial sums (so that the loop
+/// vectorises and does not wait on one running sum).
+fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let full = n / 8 * 8;
+    for base in (0..full).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let tail: f64 = (full..n).map(&f).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Row mean and 1 / sqrt(var + eps), accumulated in f64.
 fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
     let d = row.len() as f64;
-    let mean = row.iter().map(|v| v.to()).sum::<f64>() / d;
-    let var = row.iter().map(|v| (v.to() - mean).powi(2)).sum::<f64>() / d;
+    let mean = lane_sum(row.len(), |i| row[i].to()) / d;
+    let var = lane_sum(row.len(), |i| (row[i].to() - mean).powi(2)) / d;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
 fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64, out: &mut [T]) {
     for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let (mean, inv) = moments(xr, eps);
-        for (y, v) in yr.iter_mut().zip(xr) {
-            *y = T::f((v.to() - mean) * inv);
+        let (mean, inv) = (T::f(mean), T::f(inv));
+        for (y, &v) in yr.iter_mut().zip(xr) {
+            *y = (v - mean) * inv;
         }
     }
 }
@@ -273,15 +288,13 @@ fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64, out: &mut
         .zip(out.chunks_exact_mut(d))
     {
         let (mean, inv) = moments(xr, eps);
-        let (mut sg, mut sgx) = (0f64, 0f64);
-        for (v, gv) in xr.iter().zip(gr) {
-            sg += gv.to();
-            sgx += gv.to() * (v.to() - mean) * inv;
-        }
-        let (mg, mgx) = (sg / df, sgx / df);
-        for ((o, v), gv) in or.iter_mut().zip(xr).zip(gr) {
-            let xhat = (v.to() - mean) * inv;
-            *o = T::f(inv * (gv.to() - mg - xhat * mgx));
+        let sg = lane_sum(d, |i| gr[i].to());
+        let sgx = lane_sum(d, |i| gr[i].to() * (xr[i].to() - mean) * inv);
+        let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
+        let (mean, inv) = (T::f(mean), T::f(inv));
+        for ((o, &v), &gv) in or.iter_mut().zip(xr).zip(gr) {
+            let xhat = (v - mean) * inv;
+            *o = inv * (gv - mg - xhat * mgx);
         }
     }
 }
@@ -513,15 +526,12 @@ fn softmax_rows<T: Float>(x: &[T], d: usize, out: &mut [T]) {
     for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let max = xr.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
         let max = T::f(max);
-        let mut sum = 0f64;
         for (y, &v) in yr.iter_mut().zip(xr) {
-            let e = T::f(v.to() - max.to()).exp();
-            sum += e.to();
-            *y = e;
+            *y = (v - max).exp();
         }
-        let inv = 1.0 / sum;
+        let inv = T::f(1.0 / lane_sum(d, |i| yr[i].to()));
         for y in yr.iter_mut() {
-            *y = T::f(y.to() * inv);
+            *y = *y * inv;
         }
     }
 }
@@ -533,9 +543,9 @@ fn softmax_grad_rows<T: Float>(y: &[T], g: &[T], d: usize, out: &mut [T]) {
         .zip(g.chunks_exact(d))
         .zip(out.chunks_exact_mut(d))
     {
-        let dot: f64 = yr.iter().zip(gr).map(|(a, b)| a.to() * b.to()).sum();
-        for ((o, a), b) in or.iter_mut().zip(yr).zip(gr) {
-            *o = T::f(a.to() * (b.to() - dot));
+        let dot = T::f(lane_sum(d, |i| yr[i].to() * gr[i].to()));
+        for ((o, &a), &b) in or.iter_mut().zip(yr).zip(gr) {
+            *o = a * (b - dot);
         }
     }
 }
@@ -631,12 +641,19 @@ impl CustomOp1 for Unary {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let op = *self;
-        let out = dispatch!(self.name(), s, l, |x, out| {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = op.value(v);
-            }
-        });
+        // One loop per activation, so that each loop vectorises.
+        let out = match self {
+            Unary::Gelu => dispatch!(self.name(), s, l, |x, out| {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = Unary::Gelu.value(v);
+                }
+            }),
+            Unary::Silu => dispatch!(self.name(), s, l, |x, out| {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = Unary::Silu.value(v);
+                }
+            }),
+        };
         Ok((out, l.shape().clone()))
     }
 

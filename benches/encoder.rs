@@ -80,9 +80,11 @@ fn train_step(c: &mut Criterion) {
     g.throughput(Throughput::Elements(batch as u64));
     g.bench_function(BenchmarkId::from_parameter(batch), |bch| {
         bch.iter(|| {
-            let emb = model.encoder().forward_t(&xs, true).expect("forward");
-            let loss = (emb * &r).and_then(|l| l.sum_all()).expect("loss");
-            opt.backward_step(&loss).expect("step");
+            haad_kernels::on_pool(|| {
+                let emb = model.encoder().forward_t(&xs, true).expect("forward");
+                let loss = (emb * &r).and_then(|l| l.sum_all()).expect("loss");
+                opt.backward_step(&loss).expect("step");
+            })
         })
     });
     g.finish();

@@ -207,7 +207,13 @@ impl Trainer {
 
     /// One Adam step on a batch of prepared clips (augment them first), then the EMA update.
     /// Returns the batch loss.
+    ///
+    /// The step runs on a thread of the kernels' pool ([`haad_kernels::on_pool`]).
     pub fn step(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
+        haad_kernels::on_pool(|| self.step_here(clips, rng))
+    }
+
+    fn step_here(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
         let loss = Self::loss(&self.model, clips, rng, true)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {

@@ -18,5 +18,5 @@ pub use gemm::{gemm, Element, MatRef};
 pub use math::exp_f32;
 pub use matmul::matmul;
 pub use threads::{
-    for_each_chunk, for_each_chunk_pair, parallel_ok, serial, split_batch, threads, PARALLEL_MIN_FLOPS,
+    for_each_chunk, for_each_chunk_pair, on_pool, parallel_ok, serial, split_batch, threads, PARALLEL_MIN_FLOPS,
 };

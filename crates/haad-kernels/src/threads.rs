@@ -35,6 +35,23 @@ pub fn parallel_ok() -> bool {
     threads() > 1 && !SERIAL.with(|s| s.get())
 }
 
+/// Runs `f` on a thread of the kernels' pool (rayon's global pool) while the calling thread
+/// waits, when there is more than one thread: the kernels `f` calls then split their work
+/// between that thread and the pool's others directly. Called from outside the pool, every
+/// split would instead be handed from the calling thread to two pool threads and back, a
+/// wake-up of two sleeping threads per operation. Wrap a whole training step (forward,
+/// backward and update) in it.
+pub fn on_pool<R, F>(f: F) -> R
+where
+    R: Send,
+    F: FnOnce() -> R + Send,
+{
+    if threads() == 1 || rayon::current_thread_index().is_some() {
+        return f();
+    }
+    rayon::scope(|_| f())
+}
+
 /// `f(start, len)` over `0..n` cut into one contiguous part per thread (parts of at least
 /// `min_part`), the parts run in parallel, each with its kernels kept on its thread
 /// ([`serial`]); the results in order. One part, on this thread, when `n < 2 * min_part` or

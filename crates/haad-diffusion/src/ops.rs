@@ -128,7 +128,7 @@ fn fused(x: &Tensor) -> bool {
 }
 
 /// The float types the kernels run in; f32 kernels compute in f32, f64 in f64.
-trait Float: Copy + candle_core::WithDType {
+trait Float: Copy + Send + Sync + candle_core::WithDType {
     fn f(v: f64) -> Self;
     fn to(self) -> f64;
     fn exp(self) -> Self;
@@ -247,6 +247,14 @@ macro_rules! dispatch {
     }};
 }
 
+/// Runs `f(first_row, rows)` over the rows (`d` values each) of `out`, in blocks spread over
+/// the kernels' threads when the job is large (`cost` operations a value).
+fn by_rows<T: Send>(out: &mut [T], d: usize, cost: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let rows = out.len() / d.max(1);
+    let per = rows.div_ceil(4 * haad_kernels::threads()).max(1);
+    haad_kernels::for_each_chunk(out, per * d, cost * out.len(), |i, chunk| f(i * per, chunk));
+}
+
 /// `sum f(i)` for `i < n`, in f64 over eight independent partial sums (so that the loop
 /// vectorises and does not wait on one running sum).
 fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
@@ -270,33 +278,40 @@ fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
 }
 
 fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64, out: &mut [T]) {
-    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let (mean, inv) = moments(xr, eps);
-        let (mean, inv) = (T::f(mean), T::f(inv));
-        for (y, &v) in yr.iter_mut().zip(xr) {
-            *y = (v - mean) * inv;
+    by_rows(out, d, 8, |r0, out| {
+        let x = &x[r0 * d..r0 * d + out.len()];
+        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let (mean, inv) = moments(xr, eps);
+            let (mean, inv) = (T::f(mean), T::f(inv));
+            for (y, &v) in yr.iter_mut().zip(xr) {
+                *y = (v - mean) * inv;
+            }
         }
-    }
+    });
 }
 
 /// dx = inv (g - mean(g) - xhat mean(g xhat)) per row.
 fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64, out: &mut [T]) {
     let df = d as f64;
-    for ((xr, gr), or) in x
-        .chunks_exact(d)
-        .zip(g.chunks_exact(d))
-        .zip(out.chunks_exact_mut(d))
-    {
-        let (mean, inv) = moments(xr, eps);
-        let sg = lane_sum(d, |i| gr[i].to());
-        let sgx = lane_sum(d, |i| gr[i].to() * (xr[i].to() - mean) * inv);
-        let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
-        let (mean, inv) = (T::f(mean), T::f(inv));
-        for ((o, &v), &gv) in or.iter_mut().zip(xr).zip(gr) {
-            let xhat = (v - mean) * inv;
-            *o = inv * (gv - mg - xhat * mgx);
+    by_rows(out, d, 12, |r0, out| {
+        let range = r0 * d..r0 * d + out.len();
+        let (x, g) = (&x[range.clone()], &g[range]);
+        for ((xr, gr), or) in x
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(out.chunks_exact_mut(d))
+        {
+            let (mean, inv) = moments(xr, eps);
+            let sg = lane_sum(d, |i| gr[i].to());
+            let sgx = lane_sum(d, |i| gr[i].to() * (xr[i].to() - mean) * inv);
+            let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
+            let (mean, inv) = (T::f(mean), T::f(inv));
+            for ((o, &v), &gv) in or.iter_mut().zip(xr).zip(gr) {
+                let xhat = (v - mean) * inv;
+                *o = inv * (gv - mg - xhat * mgx);
+            }
         }
-    }
+    });
 }
 
 struct Normalize {
@@ -523,31 +538,38 @@ impl CustomOp1 for GroupSum {
 }
 
 fn softmax_rows<T: Float>(x: &[T], d: usize, out: &mut [T]) {
-    for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        let max = xr.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
-        let max = T::f(max);
-        for (y, &v) in yr.iter_mut().zip(xr) {
-            *y = (v - max).exp();
+    by_rows(out, d, 24, |r0, out| {
+        let x = &x[r0 * d..r0 * d + out.len()];
+        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let max = xr.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
+            let max = T::f(max);
+            for (y, &v) in yr.iter_mut().zip(xr) {
+                *y = (v - max).exp();
+            }
+            let inv = T::f(1.0 / lane_sum(d, |i| yr[i].to()));
+            for y in yr.iter_mut() {
+                *y = *y * inv;
+            }
         }
-        let inv = T::f(1.0 / lane_sum(d, |i| yr[i].to()));
-        for y in yr.iter_mut() {
-            *y = *y * inv;
-        }
-    }
+    });
 }
 
 /// dx = y (g - sum(g y)) per row.
 fn softmax_grad_rows<T: Float>(y: &[T], g: &[T], d: usize, out: &mut [T]) {
-    for ((yr, gr), or) in y
-        .chunks_exact(d)
-        .zip(g.chunks_exact(d))
-        .zip(out.chunks_exact_mut(d))
-    {
-        let dot = T::f(lane_sum(d, |i| yr[i].to() * gr[i].to()));
-        for ((o, &a), &b) in or.iter_mut().zip(yr).zip(gr) {
-            *o = a * (b - dot);
+    by_rows(out, d, 6, |r0, out| {
+        let range = r0 * d..r0 * d + out.len();
+        let (y, g) = (&y[range.clone()], &g[range]);
+        for ((yr, gr), or) in y
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(out.chunks_exact_mut(d))
+        {
+            let dot = T::f(lane_sum(d, |i| yr[i].to() * gr[i].to()));
+            for ((o, &a), &b) in or.iter_mut().zip(yr).zip(gr) {
+                *o = a * (b - dot);
+            }
         }
-    }
+    });
 }
 
 struct Softmax;
@@ -644,14 +666,18 @@ impl CustomOp1 for Unary {
         // One loop per activation, so that each loop vectorises.
         let out = match self {
             Unary::Gelu => dispatch!(self.name(), s, l, |x, out| {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = Unary::Gelu.value(v);
-                }
+                by_rows(&mut out, 1, 40, |i0, out| {
+                    for (o, &v) in out.iter_mut().zip(&x[i0..]) {
+                        *o = Unary::Gelu.value(v);
+                    }
+                })
             }),
             Unary::Silu => dispatch!(self.name(), s, l, |x, out| {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = Unary::Silu.value(v);
-                }
+                by_rows(&mut out, 1, 30, |i0, out| {
+                    for (o, &v) in out.iter_mut().zip(&x[i0..]) {
+                        *o = Unary::Silu.value(v);
+                    }
+                })
             }),
         };
         Ok((out, l.shape().clone()))
@@ -679,12 +705,22 @@ impl CustomOp2 for UnaryGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = self.0;
-        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
-            for ((o, &v), &gv) in out.iter_mut().zip(x).zip(g) {
-                *o = op.derivative(v) * gv;
-            }
-        });
+        let out = match self.0 {
+            Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
+                by_rows(&mut out, 1, 50, |i0, out| {
+                    for ((o, &v), &gv) in out.iter_mut().zip(&x[i0..]).zip(&g[i0..]) {
+                        *o = Unary::Gelu.derivative(v) * gv;
+                    }
+                })
+            }),
+            Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
+                by_rows(&mut out, 1, 30, |i0, out| {
+                    for ((o, &v), &gv) in out.iter_mut().zip(&x[i0..]).zip(&g[i0..]) {
+                        *o = Unary::Silu.derivative(v) * gv;
+                    }
+                })
+            }),
+        };
         Ok((out, l1.shape().clone()))
     }
 }

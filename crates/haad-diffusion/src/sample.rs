@@ -11,6 +11,10 @@ use crate::model::DiffusionModel;
 /// At most this many completions go through the network at once.
 pub const SAMPLE_BATCH: usize = 256;
 
+/// Completions sampled together, one such part per thread at a time (a fixed size, so that
+/// the numbers do not depend on the thread count).
+pub const SAMPLE_PART: usize = 32;
+
 /// A standard normal tensor drawn from `rng` (candle's own CPU RNG cannot be seeded).
 pub fn randn(dims: &[usize], rng: &mut StdRng, device: &Device) -> Result<Tensor> {
     let n: usize = dims.iter().product();
@@ -39,16 +43,48 @@ impl DiffusionModel {
         c_obs: &Tensor,
         complete: bool,
         rng: &mut StdRng,
+        denoise: E,
+    ) -> Result<Tensor>
+    where
+        E: FnMut(&Tensor, usize) -> Result<(Tensor, Tensor)>,
+    {
+        let noise = self.ddim_noise(c_obs.dims(), complete, rng)?;
+        self.ddim_from(c_obs, complete, &noise, denoise)
+    }
+
+    /// Every normal draw of [`DiffusionModel::ddim_with`], in its order: x_T, then (with
+    /// `complete`) one `z` per step. Drawn up front so that the rows can then be sampled in
+    /// parallel parts with the same numbers as in one pass.
+    fn ddim_noise(&self, dims: &[usize], complete: bool, rng: &mut StdRng) -> Result<Vec<Tensor>> {
+        let draws = 1 + if complete {
+            self.config().ddim_grid().len()
+        } else {
+            0
+        };
+        (0..draws).map(|_| randn(dims, rng, self.device())).collect()
+    }
+
+    /// [`DiffusionModel::ddim_with`] on pre-drawn `noise` (see [`DiffusionModel::ddim_noise`]).
+    fn ddim_from<E>(
+        &self,
+        c_obs: &Tensor,
+        complete: bool,
+        noise: &[Tensor],
         mut denoise: E,
     ) -> Result<Tensor>
     where
         E: FnMut(&Tensor, usize) -> Result<(Tensor, Tensor)>,
     {
-        let dims = c_obs.dims().to_vec();
         let grid = self.config().ddim_grid();
         let mask = self.observed_mask()?;
         let keep = (1.0 - &mask)?;
-        let mut x = randn(&dims, rng, self.device())?;
+        let mut zs = noise.iter();
+        let mut next = || {
+            zs.next().ok_or_else(|| {
+                DiffusionError::InvalidArgument("DDIM: fewer noise draws than steps".into())
+            })
+        };
+        let mut x = next()?.clone();
         for i in (0..grid.len()).rev() {
             let t = grid[i];
             let t_prev = if i == 0 { 0 } else { grid[i - 1] };
@@ -58,7 +94,7 @@ impl DiffusionModel {
             let (x0, e) = denoise(&x, t)?;
             x = ((x0.detach() * abp.sqrt())? + (e.detach() * (1.0 - abp).sqrt())?)?;
             if complete {
-                let z = randn(&dims, rng, self.device())?;
+                let z = next()?;
                 let known = ((c_obs * abp.sqrt())? + (z * (1.0 - abp).sqrt())?)?;
                 let frames = (self.from_dct(&known)?.broadcast_mul(&mask)?
                     + self.from_dct(&x)?.broadcast_mul(&keep)?)?;
@@ -94,9 +130,18 @@ impl DiffusionModel {
                 .reshape((b * per_clip, n, f))?;
             let c_obs = self.condition(&frames)?;
             let rows = b * per_clip;
-            let x0 = self.ddim_with(&c_obs, true, &mut rng, |x, t| {
-                self.denoise(x, &vec![t; rows], &c_obs)
-            })?;
+            // The rows are independent: parts of SAMPLE_PART rows spread over the threads, each
+            // sampled whole on its thread, with the noise drawn up front (the same numbers at
+            // any thread count).
+            let noise = self.ddim_noise(c_obs.dims(), true, &mut rng)?;
+            let parts = haad_kernels::split_batch(rows, SAMPLE_PART, |start, len| {
+                let part = |t: &Tensor| t.narrow(0, start, len);
+                let noise = noise.iter().map(part).collect::<candle_core::Result<Vec<_>>>()?;
+                let c = part(&c_obs)?;
+                self.ddim_from(&c, true, &noise, |x, t| self.denoise(x, &vec![t; len], &c))
+            });
+            let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+            let x0 = Tensor::cat(&parts, 0)?;
             let fps = chunk.first().and_then(|m| m.fps());
             out.extend(self.tensor_to_clips(&self.from_dct(&x0)?, fps)?);
         }

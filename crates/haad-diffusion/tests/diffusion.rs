@@ -526,3 +526,19 @@ fn fit_logs_checkpoints_and_resumes() {
     assert!(fit(&other, &clips, 0, &opts, &Device::Cpu).is_err());
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn completions_are_the_same_at_any_thread_count() {
+    // 40 clips x 1 completion: parts of 32 and 8 rows on two threads, or in turn inside
+    // `serial`. The noise is drawn up front, so the numbers must not change.
+    let cfg = tiny(3);
+    let m = random_model_scaled(&cfg, 5, 0.1);
+    let mut rng = StdRng::seed_from_u64(4);
+    let clips: Vec<Motion> = (0..40).map(|_| smooth_clip(3, &mut rng)).collect();
+    let split = m.complete(&clips, 1, 7).unwrap();
+    let whole = haad_kernels::serial(|| m.complete(&clips, 1, 7)).unwrap();
+    assert_eq!(split.len(), whole.len());
+    for (a, b) in split.iter().zip(&whole) {
+        assert_eq!(a.data(), b.data());
+    }
+}

@@ -460,3 +460,14 @@ fn gradients_reach_every_trainable_variable() {
         }
     }
 }
+
+#[test]
+fn eval_embeddings_are_the_same_at_any_thread_count() {
+    // 70 clips: chunks of 32, 32 and 6, spread over the threads, or in turn inside `serial`.
+    let clips = random_clips(70, 60, 20, 3);
+    let model = EncoderModel::new(&EncoderConfig::default(), 1, &Device::Cpu).unwrap();
+    let xs = batch_tensor(&clips, &Device::Cpu).unwrap();
+    let split = values(&model.encoder().forward_t(&xs, false).unwrap());
+    let whole = values(&haad_kernels::serial(|| model.encoder().forward_t(&xs, false)).unwrap());
+    assert_eq!(split, whole);
+}

@@ -52,27 +52,26 @@ where
     rayon::scope(|_| f())
 }
 
-/// `f(start, len)` over `0..n` cut into one contiguous part per thread (parts of at least
-/// `min_part`), the parts run in parallel, each with its kernels kept on its thread
-/// ([`serial`]); the results in order. One part, on this thread, when `n < 2 * min_part` or
-/// inside [`serial`].
-pub fn split_batch<R, F>(n: usize, min_part: usize, f: F) -> Vec<R>
+/// `f(start, len)` over `0..n` cut into parts of `part` items (the last may be shorter), the
+/// parts spread over the kernels' threads, each part with its kernels kept on its thread
+/// ([`serial`]); the results in order. The parts do not depend on the thread count, so
+/// neither do the numbers: on one thread (or inside [`serial`]) the same parts run in turn.
+pub fn split_batch<R, F>(n: usize, part: usize, f: F) -> Vec<R>
 where
     R: Send,
     F: Fn(usize, usize) -> R + Send + Sync,
 {
-    let parts = threads().min(n / min_part.max(1));
-    if !parallel_ok() || parts < 2 {
-        return vec![f(0, n)];
+    let part = part.max(1);
+    let parts = n.div_ceil(part).max(1);
+    let run = |p: usize| {
+        let start = p * part;
+        f(start, part.min(n - start.min(n)))
+    };
+    if parallel_ok() && parts > 1 {
+        (0..parts).into_par_iter().map(|p| serial(|| run(p))).collect()
+    } else {
+        (0..parts).map(run).collect()
     }
-    let per = n.div_ceil(parts);
-    (0..parts)
-        .into_par_iter()
-        .map(|p| {
-            let start = p * per;
-            serial(|| f(start, per.min(n - start)))
-        })
-        .collect()
 }
 
 /// Runs `f(i, chunk)` on each of the chunks of `data` of `chunk_len` elements (the last may be
@@ -149,17 +148,17 @@ mod tests {
 
     #[test]
     fn batch_parts_cover_the_range_in_order() {
-        for (n, min) in [(1, 8), (15, 8), (16, 8), (101, 8), (1000, 1)] {
-            let parts = split_batch(n, min, |s, l| (s, l, parallel_ok()));
+        for (n, part) in [(0, 8), (1, 8), (15, 8), (16, 8), (101, 8), (1000, 1)] {
+            let parts = split_batch(n, part, |s, l| (s, l, parallel_ok()));
+            assert_eq!(parts.len(), n.div_ceil(part).max(1), "n {n}");
             let mut next = 0;
             for &(s, l, par) in &parts {
                 assert_eq!(s, next);
-                assert!(l > 0);
+                assert!(l <= part && (l > 0 || n == 0));
                 assert!(!par || parts.len() == 1, "parts run serially inside");
                 next = s + l;
             }
             assert_eq!(next, n, "n {n}");
-            assert!(parts.len() <= threads());
         }
     }
 

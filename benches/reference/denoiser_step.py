@@ -145,6 +145,9 @@ def main():
     b, k, f = 64, 20, 60
     net = Denoiser(k=k, f=f)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    # haad's Trainer::step also updates an EMA copy of the weights (decay 0.995) every step.
+    ema = [p.detach().clone() for p in net.parameters()]
+    decay = 0.995
     s = 0.008
     steps = torch.arange(1001, dtype=torch.float64) / 1000
     ab = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
@@ -163,6 +166,9 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+        with torch.no_grad():
+            torch._foreach_mul_(ema, decay)
+            torch._foreach_add_(ema, [p.detach() for p in net.parameters()], alpha=1 - decay)
         if i >= 5:
             times.append(time.perf_counter() - start)
     times.sort()

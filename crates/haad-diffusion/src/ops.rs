@@ -142,9 +142,11 @@ impl Float for f32 {
     fn to(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
     fn exp(self) -> Self {
         haad_kernels::exp_f32(self)
     }
+    #[inline(always)]
     fn erf(self) -> Self {
         erf_f32(self)
     }
@@ -166,6 +168,7 @@ impl Float for f64 {
 }
 
 /// erf for f32: Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, one `exp`), in f32.
+#[inline]
 pub fn erf_f32(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
@@ -622,6 +625,7 @@ enum Unary {
 }
 
 impl Unary {
+    #[inline(always)]
     fn value<T: Float>(self, x: T) -> T {
         let half = T::f(0.5);
         let one = T::f(1.0);
@@ -632,6 +636,7 @@ impl Unary {
         }
     }
 
+    #[inline(always)]
     fn derivative<T: Float>(self, x: T) -> T {
         let one = T::f(1.0);
         match self {

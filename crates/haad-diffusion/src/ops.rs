@@ -111,12 +111,11 @@ impl candle_core::Module for Linear {
         if dims.last() != Some(&inp) {
             candle_core::bail!("linear: input {dims:?} does not end in {inp} features");
         }
+        if let Some(b) = &self.bias {
+            return haad_kernels::linear(x, &self.weight, b);
+        }
         let rows = x.elem_count() / inp;
         let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => add_rows(&y, b)?,
-            None => y,
-        };
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("non-empty") = out;
         y.reshape(shape)

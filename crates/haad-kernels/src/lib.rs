@@ -10,11 +10,13 @@
 //! On other devices every function falls back to candle's own operations.
 
 mod gemm;
+mod linear;
 mod math;
 mod matmul;
 mod threads;
 
 pub use gemm::{gemm, Element, MatRef};
+pub use linear::linear;
 pub use math::exp_f32;
 pub use matmul::matmul;
 pub use threads::{

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, ModuleT, Optimizer, ParamsAdamW};
+use candle_nn::{ModuleT, Optimizer};
+use haad_train::{Adam, AdamParams, OptimizerKind};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use haad_gcn::{EncoderConfig, EncoderModel};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -67,12 +68,9 @@ fn train_step(c: &mut Criterion) {
     let batch = 72;
     let xs = random(&[batch, FRAMES, JOINTS, 3], 7);
     let r = random(&[batch, cfg.embedding_dim()], 8);
-    let params = ParamsAdamW {
-        lr: 1e-4,
-        weight_decay: 0.01,
-        ..Default::default()
-    };
-    let mut opt = AdamW::new(model.trainable_vars(), params).expect("optimizer");
+    // The trainer's optimiser (haad-train's AdamW, as PyTorch's AdamW: decoupled decay 0.01).
+    let params = AdamParams::new(OptimizerKind::AdamW, 1e-4, 0.01);
+    let mut opt = <Adam as Optimizer>::new(model.trainable_vars(), params).expect("optimizer");
     let mut g = c.benchmark_group("encoder_train_step");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))

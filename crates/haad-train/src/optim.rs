@@ -63,6 +63,70 @@ impl AdamParams {
     }
 }
 
+/// The update of one f32 CPU variable in one pass over its values, `(theta, m, v)`; `None`
+/// where the tensors are not all contiguous f32 on the CPU (the caller then uses candle's
+/// operations, which compute the same formulas).
+fn fused_step(
+    p: &AdamParams,
+    (bc1, bc2): (f64, f64),
+    theta: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
+    use candle_core::{CpuStorage, Storage};
+    let ts = [theta, g, m, v];
+    if !ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()) {
+        return Ok(None);
+    }
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices: Vec<&[f32]> = Vec::with_capacity(4);
+    for (s, l) in &guards {
+        let (a, b) = match l.contiguous_offsets() {
+            Some(o) => o,
+            None => return Ok(None),
+        };
+        match &**s {
+            Storage::Cpu(CpuStorage::F32(x)) => slices.push(&x[a..b]),
+            _ => return Ok(None),
+        }
+    }
+    let (th, gr, m0, v0) = (slices[0], slices[1], slices[2], slices[3]);
+    let n = th.len();
+    if [gr.len(), m0.len(), v0.len()] != [n, n, n] {
+        return Ok(None);
+    }
+    let (b1, b2) = (p.beta1 as f32, p.beta2 as f32);
+    let (ib1, ib2) = ((1.0 / bc1) as f32, (1.0 / bc2) as f32);
+    let (lr, eps) = (p.lr as f32, p.eps as f32);
+    let l2 = match p.kind {
+        OptimizerKind::Adam => p.weight_decay as f32,
+        OptimizerKind::AdamW => 0.0,
+    };
+    let shrink = match p.kind {
+        OptimizerKind::AdamW => (1.0 - p.lr * p.weight_decay) as f32,
+        OptimizerKind::Adam => 1.0,
+    };
+    let (mut t1, mut m1, mut v1) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let g = gr[i] + l2 * th[i];
+        let m = m0[i] * b1 + g * (1.0 - b1);
+        let v = v0[i] * b2 + g * g * (1.0 - b2);
+        let update = (m * ib1) / ((v * ib2).sqrt() + eps);
+        t1.push(th[i] * shrink - update * lr);
+        m1.push(m);
+        v1.push(v);
+    }
+    drop(guards);
+    let dev = theta.device();
+    let shape = theta.shape();
+    Ok(Some((
+        Tensor::from_vec(t1, shape, dev)?,
+        Tensor::from_vec(m1, shape, dev)?,
+        Tensor::from_vec(v1, shape, dev)?,
+    )))
+}
+
 /// Adam / AdamW over a fixed, named list of variables.
 pub struct Adam {
     params: AdamParams,
@@ -142,6 +206,12 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            if let Some((theta, m, v)) = fused_step(&p, (bc1, bc2), var.as_tensor(), g, &self.m[i], &self.v[i])? {
+                var.set(&theta)?;
+                self.m[i] = m;
+                self.v[i] = v;
+                continue;
+            }
             // Gradients may carry the forward graph's history; the moments must not, or every
             // step would keep all earlier graphs alive.
             let theta = var.as_tensor().detach();

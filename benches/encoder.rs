@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{ModuleT, Optimizer};
-use haad_train::{Adam, AdamParams, OptimizerKind};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use haad_gcn::{EncoderConfig, EncoderModel};
+use haad_train::{Adam, AdamParams, OptimizerKind};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const FRAMES: usize = 60;

@@ -550,7 +550,7 @@ fn softmax_rows<T: Float>(x: &[T], d: usize, out: &mut [T]) {
             }
             let inv = T::f(1.0 / lane_sum(d, |i| yr[i].to()));
             for y in yr.iter_mut() {
-                *y = *y * inv;
+                *y *= inv;
             }
         }
     });

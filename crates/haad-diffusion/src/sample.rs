@@ -61,7 +61,9 @@ impl DiffusionModel {
         } else {
             0
         };
-        (0..draws).map(|_| randn(dims, rng, self.device())).collect()
+        (0..draws)
+            .map(|_| randn(dims, rng, self.device()))
+            .collect()
     }
 
     /// [`DiffusionModel::ddim_with`] on pre-drawn `noise` (see [`DiffusionModel::ddim_noise`]).
@@ -136,7 +138,10 @@ impl DiffusionModel {
             let noise = self.ddim_noise(c_obs.dims(), true, &mut rng)?;
             let parts = haad_kernels::split_batch(rows, SAMPLE_PART, |start, len| {
                 let part = |t: &Tensor| t.narrow(0, start, len);
-                let noise = noise.iter().map(part).collect::<candle_core::Result<Vec<_>>>()?;
+                let noise = noise
+                    .iter()
+                    .map(part)
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 let c = part(&c_obs)?;
                 self.ddim_from(&c, true, &noise, |x, t| self.denoise(x, &vec![t; len], &c))
             });

@@ -5,8 +5,7 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 /// Whether the fused kernels apply: every tensor on the CPU, in f32 or f64, of one dtype.
 pub(crate) fn fused(ts: &[&Tensor]) -> bool {
     let d = ts[0].dtype();
-    matches!(d, DType::F32 | DType::F64)
-        && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == d)
+    matches!(d, DType::F32 | DType::F64) && ts.iter().all(|t| t.device().is_cpu() && t.dtype() == d)
 }
 
 /// The contiguous values of a kernel's input.

@@ -126,11 +126,23 @@ impl CustomOp3 for GraphConvOp {
         let dims = (j, b, fi, fo);
         let (y, mid) = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(a), CpuStorage::F32(w)) => {
-                let (y, m) = forward(values(x, l1)?, values(a, l2)?, values(w, l3)?, dims, self.bias)?;
+                let (y, m) = forward(
+                    values(x, l1)?,
+                    values(a, l2)?,
+                    values(w, l3)?,
+                    dims,
+                    self.bias,
+                )?;
                 (CpuStorage::F32(y), CpuStorage::F32(m))
             }
             (CpuStorage::F64(x), CpuStorage::F64(a), CpuStorage::F64(w)) => {
-                let (y, m) = forward(values(x, l1)?, values(a, l2)?, values(w, l3)?, dims, self.bias)?;
+                let (y, m) = forward(
+                    values(x, l1)?,
+                    values(a, l2)?,
+                    values(w, l3)?,
+                    dims,
+                    self.bias,
+                )?;
                 (CpuStorage::F64(y), CpuStorage::F64(m))
             }
             _ => candle_core::bail!("graph_conv: f32 or f64 inputs of one dtype"),
@@ -182,14 +194,24 @@ mod tests {
     }
 
     fn flat(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     /// The fused op against candle's generic products, value and every gradient, both
     /// product orders, with and without bias, f64 and f32, small and large (split) sizes.
     #[test]
     fn matches_the_generic_products_with_gradients() {
-        for (j, b, fi, fo) in [(4, 3, 5, 7), (5, 4, 6, 3), (20, 72, 30, 128), (20, 72, 128, 128)] {
+        for (j, b, fi, fo) in [
+            (4, 3, 5, 7),
+            (5, 4, 6, 3),
+            (20, 72, 30, 128),
+            (20, 72, 128, 128),
+        ] {
             for bias in [false, true] {
                 let x = var(&[j, b, fi], 1);
                 let a = var(&[j, j], 2);
@@ -214,20 +236,56 @@ mod tests {
                     if bias {
                         want = want.broadcast_add(&bb).unwrap();
                     }
-                    let scale = |t: &Tensor| 1.0 + t.abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
-                    let diff = |u: &Tensor, v: &Tensor| {
-                        (u - v).unwrap().abs().unwrap().max_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() / scale(v)
+                    let scale = |t: &Tensor| {
+                        1.0 + t
+                            .abs()
+                            .unwrap()
+                            .max_all()
+                            .unwrap()
+                            .to_dtype(DType::F64)
+                            .unwrap()
+                            .to_scalar::<f64>()
+                            .unwrap()
                     };
-                    assert!(diff(&y, &want) < tol, "value {j} {b} {fi} {fo} {bias} {dtype:?}");
-                    let g1 = (y * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
-                    let g2 = (want * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+                    let diff = |u: &Tensor, v: &Tensor| {
+                        (u - v)
+                            .unwrap()
+                            .abs()
+                            .unwrap()
+                            .max_all()
+                            .unwrap()
+                            .to_dtype(DType::F64)
+                            .unwrap()
+                            .to_scalar::<f64>()
+                            .unwrap()
+                            / scale(v)
+                    };
+                    assert!(
+                        diff(&y, &want) < tol,
+                        "value {j} {b} {fi} {fo} {bias} {dtype:?}"
+                    );
+                    let g1 = (y * r.as_tensor())
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap();
+                    let g2 = (want * r.as_tensor())
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap();
                     let mut vars = vec![(&x, "x"), (&a, "A"), (&w, "W")];
                     if bias {
                         vars.push((&bb, "b"));
                     }
                     for (v, name) in vars {
                         let (u, t) = (g1.get(v).unwrap(), g2.get(v).unwrap());
-                        assert!(diff(u, t) < tol * 10.0, "d{name} {j} {b} {fi} {fo} {bias} {dtype:?}");
+                        assert!(
+                            diff(u, t) < tol * 10.0,
+                            "d{name} {j} {b} {fi} {fo} {bias} {dtype:?}"
+                        );
                     }
                     let _ = flat(&wb);
                 }

@@ -35,9 +35,9 @@
 //! ```
 
 pub mod config;
+mod cpu;
 pub mod encoder;
 pub mod error;
-mod cpu;
 mod folder;
 mod gc;
 mod layers;

@@ -28,6 +28,9 @@ pub(crate) enum Scale {
     Fixed,
 }
 
+/// The batch mean and biased variance `[J*F]` of a training-mode call.
+pub(crate) type BatchStats = (Vec<f64>, Vec<f64>);
+
 /// `(y, stats)`: `y = tanh(x s + t) (+ residual)` `[J, B, F]`, and in [`Scale::Batch`] mode the
 /// batch mean and biased variance `[J*F]` each (for the running statistics).
 pub(crate) fn norm_tanh(
@@ -35,10 +38,14 @@ pub(crate) fn norm_tanh(
     st: &Tensor,
     residual: Option<&Tensor>,
     scale: Scale,
-) -> Result<(Tensor, Option<(Vec<f64>, Vec<f64>)>)> {
+) -> Result<(Tensor, Option<BatchStats>)> {
     let (j, b, f) = x.dims3()?;
     if st.dims() != [j, 2, f] || residual.is_some_and(|r| r.dims() != x.dims()) {
-        candle_core::bail!("norm_tanh: scale/shift {:?} do not fit {:?}", st.dims(), x.dims());
+        candle_core::bail!(
+            "norm_tanh: scale/shift {:?} do not fit {:?}",
+            st.dims(),
+            x.dims()
+        );
     }
     if matches!(scale, Scale::Batch(_)) && b < 2 {
         candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
@@ -115,7 +122,10 @@ fn scale_shift<T: Float>(
     for row in xj.chunks_exact(f) {
         acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
     }
-    let mean: Vec<T> = acc.iter().map(|&a| T::from_f64(a.to_f64() * inv_b)).collect();
+    let mean: Vec<T> = acc
+        .iter()
+        .map(|&a| T::from_f64(a.to_f64() * inv_b))
+        .collect();
     acc.iter_mut().for_each(|a| *a = T::zero());
     for row in xj.chunks_exact(f) {
         for ((a, &v), &m) in acc.iter_mut().zip(row).zip(&mean) {
@@ -140,25 +150,32 @@ fn forward<T: Float>(
 ) -> (Vec<T>, Vec<f64>) {
     let mut y = vec![T::zero(); x.len()];
     let mut stats = vec![0f64; 2 * x.len() / b];
-    for_each_chunk_pair(&mut y, b * f, &mut stats, 2 * f, work(x.len()), |jj, out, sj| {
-        let range = jj * b * f..(jj + 1) * b * f;
-        let xj = &x[range.clone()];
-        let (s, t, mean, var) = scale_shift(xj, &st[2 * jj * f..2 * (jj + 1) * f], f, scale);
-        for (orow, row) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-            for (((o, &v), &sk), &tk) in orow.iter_mut().zip(row).zip(&s).zip(&t) {
-                *o = (v * sk + tk).tanh();
+    for_each_chunk_pair(
+        &mut y,
+        b * f,
+        &mut stats,
+        2 * f,
+        work(x.len()),
+        |jj, out, sj| {
+            let range = jj * b * f..(jj + 1) * b * f;
+            let xj = &x[range.clone()];
+            let (s, t, mean, var) = scale_shift(xj, &st[2 * jj * f..2 * (jj + 1) * f], f, scale);
+            for (orow, row) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+                for (((o, &v), &sk), &tk) in orow.iter_mut().zip(row).zip(&s).zip(&t) {
+                    *o = (v * sk + tk).tanh();
+                }
             }
-        }
-        if let Some(r) = r {
-            for (o, &v) in out.iter_mut().zip(&r[range]) {
-                *o += v;
+            if let Some(r) = r {
+                for (o, &v) in out.iter_mut().zip(&r[range]) {
+                    *o += v;
+                }
             }
-        }
-        if !mean.is_empty() {
-            sj[..f].copy_from_slice(&mean);
-            sj[f..].copy_from_slice(&var);
-        }
-    });
+            if !mean.is_empty() {
+                sj[..f].copy_from_slice(&mean);
+                sj[f..].copy_from_slice(&var);
+            }
+        },
+    );
     (y, stats)
 }
 
@@ -177,63 +194,79 @@ fn backward<T: Float>(
 ) -> (Vec<T>, Vec<T>) {
     let mut dx = vec![T::zero(); x.len()];
     let mut dst = vec![T::zero(); 2 * x.len() / b];
-    for_each_chunk_pair(&mut dx, b * f, &mut dst, 2 * f, work(x.len()), |jj, out, dj| {
-        let range = jj * b * f..(jj + 1) * b * f;
-        let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range.clone()]);
-        let stj = &st[2 * jj * f..2 * (jj + 1) * f];
-        // Pass 1: dz = g (1 - tanh^2) into `out`.
-        for ((o, &yv), &gv) in out.iter_mut().zip(yj).zip(gj) {
-            *o = gv * (T::one() - yv * yv);
-        }
-        if let Some(r) = r {
-            // y held tanh + r: recompute dz with the tanh alone.
-            for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(&r[range]) {
-                let a = yv - rv;
-                *o = gv * (T::one() - a * a);
+    for_each_chunk_pair(
+        &mut dx,
+        b * f,
+        &mut dst,
+        2 * f,
+        work(x.len()),
+        |jj, out, dj| {
+            let range = jj * b * f..(jj + 1) * b * f;
+            let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range.clone()]);
+            let stj = &st[2 * jj * f..2 * (jj + 1) * f];
+            // Pass 1: dz = g (1 - tanh^2) into `out`.
+            for ((o, &yv), &gv) in out.iter_mut().zip(yj).zip(gj) {
+                *o = gv * (T::one() - yv * yv);
             }
-        }
-        let (ds, dt) = dj.split_at_mut(f);
-        match scale {
-            Scale::Fixed => {
-                // dx = dz s; ds = sum dz x; dt = sum dz.
-                let s = &stj[..f];
-                for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-                    let cols = orow.iter_mut().zip(xr).zip(s).zip(ds.iter_mut().zip(dt.iter_mut()));
-                    for (((o, &xv), &sk), (dsk, dtk)) in cols {
-                        *dsk += *o * xv;
-                        *dtk += *o;
-                        *o = *o * sk;
+            if let Some(r) = r {
+                // y held tanh + r: recompute dz with the tanh alone.
+                for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(&r[range]) {
+                    let a = yv - rv;
+                    *o = gv * (T::one() - a * a);
+                }
+            }
+            let (ds, dt) = dj.split_at_mut(f);
+            match scale {
+                Scale::Fixed => {
+                    // dx = dz s; ds = sum dz x; dt = sum dz.
+                    let s = &stj[..f];
+                    for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+                        let cols = orow
+                            .iter_mut()
+                            .zip(xr)
+                            .zip(s)
+                            .zip(ds.iter_mut().zip(dt.iter_mut()));
+                        for (((o, &xv), &sk), (dsk, dtk)) in cols {
+                            *dsk += *o * xv;
+                            *dtk += *o;
+                            *o *= sk;
+                        }
+                    }
+                }
+                Scale::Batch(eps) => {
+                    // x_hat = (x - mean) rstd; dgamma = sum dz x_hat; dbeta = sum dz;
+                    // dx = gamma rstd (dz - dbeta / B - x_hat dgamma / B).
+                    let (mean, var) = stats[2 * jj * f..2 * (jj + 1) * f].split_at(f);
+                    let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+                    let rstd: Vec<T> = var
+                        .iter()
+                        .map(|&v| T::from_f64(1.0 / (v + eps).sqrt()))
+                        .collect();
+                    for (orow, xr) in out.chunks_exact(f).zip(xj.chunks_exact(f)) {
+                        let cols = orow.iter().zip(xr).zip(m.iter().zip(&rstd));
+                        for (((&o, &xv), (&mk, &rk)), (dsk, dtk)) in
+                            cols.zip(ds.iter_mut().zip(dt.iter_mut()))
+                        {
+                            *dsk += o * (xv - mk) * rk;
+                            *dtk += o;
+                        }
+                    }
+                    let inv_b = T::from_f64(1.0 / b as f64);
+                    let c: Vec<T> = (0..f).map(|k| stj[k] * rstd[k]).collect();
+                    let mg: Vec<T> = dt.iter().map(|&v| v * inv_b).collect();
+                    let mgx: Vec<T> = ds.iter().map(|&v| v * inv_b).collect();
+                    for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+                        let cols = orow.iter_mut().zip(xr).zip(m.iter().zip(&rstd));
+                        for (((o, &xv), (&mk, &rk)), ((&ck, &gk), &gxk)) in
+                            cols.zip(c.iter().zip(&mg).zip(&mgx))
+                        {
+                            *o = ck * (*o - gk - (xv - mk) * rk * gxk);
+                        }
                     }
                 }
             }
-            Scale::Batch(eps) => {
-                // x_hat = (x - mean) rstd; dgamma = sum dz x_hat; dbeta = sum dz;
-                // dx = gamma rstd (dz - dbeta / B - x_hat dgamma / B).
-                let (mean, var) = stats[2 * jj * f..2 * (jj + 1) * f].split_at(f);
-                let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
-                let rstd: Vec<T> = var.iter().map(|&v| T::from_f64(1.0 / (v + eps).sqrt())).collect();
-                for (orow, xr) in out.chunks_exact(f).zip(xj.chunks_exact(f)) {
-                    let cols = orow.iter().zip(xr).zip(m.iter().zip(&rstd));
-                    for (((&o, &xv), (&mk, &rk)), (dsk, dtk)) in cols.zip(ds.iter_mut().zip(dt.iter_mut())) {
-                        *dsk += o * (xv - mk) * rk;
-                        *dtk += o;
-                    }
-                }
-                let inv_b = T::from_f64(1.0 / b as f64);
-                let c: Vec<T> = (0..f).map(|k| stj[k] * rstd[k]).collect();
-                let mg: Vec<T> = dt.iter().map(|&v| v * inv_b).collect();
-                let mgx: Vec<T> = ds.iter().map(|&v| v * inv_b).collect();
-                for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-                    let cols = orow.iter_mut().zip(xr).zip(m.iter().zip(&rstd));
-                    for (((o, &xv), (&mk, &rk)), ((&ck, &gk), &gxk)) in
-                        cols.zip(c.iter().zip(&mg).zip(&mgx))
-                    {
-                        *o = ck * (*o - gk - (xv - mk) * rk * gxk);
-                    }
-                }
-            }
-        }
-    });
+        },
+    );
     (dx, dst)
 }
 
@@ -282,8 +315,16 @@ impl NormTanh {
         let mut ts = vec![x, st, res, &grad];
         ts.extend(r);
         let out = with_values!(ts, |v: T| {
-            let (dx, dst): (Vec<T>, Vec<T>) =
-                backward(v[0], v[1], v[2], v.get(4).copied(), v[3], &stats, dims, self.scale);
+            let (dx, dst): (Vec<T>, Vec<T>) = backward(
+                v[0],
+                v[1],
+                v[2],
+                v.get(4).copied(),
+                v[3],
+                &stats,
+                dims,
+                self.scale,
+            );
             (tensor(dx, x.shape(), x)?, tensor(dst, st.shape(), x)?)
         });
         Ok(out)
@@ -356,18 +397,28 @@ mod tests {
     fn random(dims: (usize, usize, usize), seed: u64, scale: f64) -> Var {
         let mut rng = StdRng::seed_from_u64(seed);
         let n = dims.0 * dims.1 * dims.2;
-        let v: Vec<f64> = (0..n).map(|_| scale * rng.random_range(-1.0..1.0)).collect();
+        let v: Vec<f64> = (0..n)
+            .map(|_| scale * rng.random_range(-1.0..1.0))
+            .collect();
         Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).unwrap()
     }
 
     fn flat(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what} [{i}]: {x} vs {y}");
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what} [{i}]: {x} vs {y}"
+            );
         }
     }
 
@@ -400,7 +451,9 @@ mod tests {
                                 let (m, v) = stats.clone().unwrap();
                                 close(&m, &flat(&mean), tol, "mean");
                                 close(&v, &flat(&var), tol, "var");
-                                let xh = xc.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap();
+                                let xh = xc
+                                    .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
+                                    .unwrap();
                                 xh.broadcast_mul(&s).unwrap().broadcast_add(&t).unwrap()
                             }
                             Scale::Fixed => x.broadcast_mul(&s).unwrap().broadcast_add(&t).unwrap(),
@@ -412,8 +465,18 @@ mod tests {
                         }
                         let what = format!("{dims:?} {dtype:?} {scale:?} residual {with_res}");
                         close(&flat(&y), &flat(&want), tol, &format!("y {what}"));
-                        let g1 = (y * w.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
-                        let g2 = (want * w.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+                        let g1 = (y * w.as_tensor())
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .backward()
+                            .unwrap();
+                        let g2 = (want * w.as_tensor())
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .backward()
+                            .unwrap();
                         let mut vars = vec![(&x, "dx"), (&st, "dst")];
                         if with_res {
                             vars.push((&res, "dr"));

@@ -251,14 +251,24 @@ mod tests {
     fn every_split_matches_the_definition() {
         // Tall (row split), wide (column split), small output with long k (k split), tiny
         // (one thread), and k = 0; each also inside `serial`.
-        for (m, k, n) in [(700, 64, 90), (20, 20, 9000), (20, 9000, 20), (3, 4, 5), (4, 0, 3)] {
+        for (m, k, n) in [
+            (700, 64, 90),
+            (20, 20, 9000),
+            (20, 9000, 20),
+            (3, 4, 5),
+            (4, 0, 3),
+        ] {
             let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 13) as f64 - 6.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 11) as f64 - 5.0).collect();
             let want = brute(&a, &b, m, k, n);
             let av = MatRef::new(&a, m, k).unwrap();
             let bv = MatRef::new(&b, k, n).unwrap();
             assert_eq!(gemm(av, bv).unwrap(), want, "{m} x {k} x {n}");
-            assert_eq!(serial(|| gemm(av, bv)).unwrap(), want, "serial {m} x {k} x {n}");
+            assert_eq!(
+                serial(|| gemm(av, bv)).unwrap(),
+                want,
+                "serial {m} x {k} x {n}"
+            );
             // Transposed storage read through transposed views.
             let at: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
             let atv = MatRef::new(&at, k, m).unwrap().t();

@@ -20,5 +20,6 @@ pub use linear::linear;
 pub use math::exp_f32;
 pub use matmul::matmul;
 pub use threads::{
-    for_each_chunk, for_each_chunk_pair, on_pool, parallel_ok, serial, split_batch, threads, PARALLEL_MIN_FLOPS,
+    for_each_chunk, for_each_chunk_pair, on_pool, parallel_ok, serial, split_batch, threads,
+    PARALLEL_MIN_FLOPS,
 };

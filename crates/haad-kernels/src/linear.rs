@@ -50,7 +50,14 @@ fn forward<T: Element>(x: &[T], w: &[T], b: &[T], rows: usize, inp: usize) -> Re
 
 type Grads<T> = (Vec<T>, Vec<T>, Vec<T>);
 
-fn backward<T: Element>(x: &[T], w: &[T], g: &[T], rows: usize, inp: usize, out: usize) -> Result<Grads<T>> {
+fn backward<T: Element>(
+    x: &[T],
+    w: &[T],
+    g: &[T],
+    rows: usize,
+    inp: usize,
+    out: usize,
+) -> Result<Grads<T>> {
     let gm = MatRef::new(g, rows, out)?;
     let dx = gemm(gm, MatRef::new(w, out, inp)?)?;
     let dw = gemm(gm.t(), MatRef::new(x, rows, inp)?)?;
@@ -178,10 +185,29 @@ mod tests {
     }
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-        let d: f64 = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap()
-            .to_dtype(DType::F64).unwrap().to_scalar().unwrap();
-        let s: f64 = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap()
-            .to_dtype(DType::F64).unwrap().to_scalar().unwrap();
+        let d: f64 = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let s: f64 = b
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         d / (1.0 + s)
     }
 
@@ -198,10 +224,24 @@ mod tests {
                 let c = |v: &Var| Var::from_tensor(&v.to_dtype(dtype).unwrap()).unwrap();
                 let (x, w, b, r) = (c(&x), c(&w), c(&b), c(&r));
                 let y = linear(&x, &w, &b).unwrap();
-                let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+                let want = x
+                    .broadcast_matmul(&w.t().unwrap())
+                    .unwrap()
+                    .broadcast_add(&b)
+                    .unwrap();
                 assert!(max_rel(&y, &want) < tol, "value {dtype:?}");
-                let g1 = (y * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
-                let g2 = (want * r.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+                let g1 = (y * r.as_tensor())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let g2 = (want * r.as_tensor())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
                 for (v, name) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
                     let e = max_rel(g1.get(v).unwrap(), g2.get(v).unwrap());
                     assert!(e < tol * 10.0, "{name} {dtype:?}: {e}");

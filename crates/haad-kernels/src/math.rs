@@ -12,14 +12,8 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
-    // Comparisons, not `min`/`max`, so that NaN passes through.
-    let x = if x < -87.0 {
-        -87.0
-    } else if x > 88.0 {
-        88.0
-    } else {
-        x
-    };
+                                     // `clamp` keeps NaN (`min`/`max` would not).
+    let x = x.clamp(-87.0, 88.0);
     let k = x * LOG2E + ROUND;
     let n = k - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;

@@ -90,7 +90,10 @@ fn product<T: Element>(lhs: &[T], ll: &Layout, rhs: &[T], rl: &Layout) -> Result
         serial(|| gemm(a, b))
     };
     let parts: Vec<Vec<T>> = if parallel_ok() && 2 * batches * m * n * k >= PARALLEL_MIN_FLOPS {
-        (0..batches).into_par_iter().map(one).collect::<Result<_>>()?
+        (0..batches)
+            .into_par_iter()
+            .map(one)
+            .collect::<Result<_>>()?
     } else {
         (0..batches).map(one).collect::<Result<_>>()?
     };
@@ -150,8 +153,20 @@ mod tests {
     fn brute(a: &Tensor, b: &Tensor) -> Vec<f64> {
         let r = a.rank();
         let (m, k, n) = (a.dims()[r - 2], a.dims()[r - 1], b.dims()[r - 1]);
-        let av: Vec<f64> = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let bv: Vec<f64> = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let av: Vec<f64> = a
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let bv: Vec<f64> = b
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let batches = av.len() / (m * k).max(1);
         let mut out = vec![0.0; batches * m * n];
         for s in 0..batches {
@@ -167,13 +182,21 @@ mod tests {
     }
 
     fn values(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     fn close(got: &[f64], want: &[f64], tol: f64) {
         assert_eq!(got.len(), want.len());
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "element {i}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "element {i}: {g} vs {w}"
+            );
         }
     }
 
@@ -193,11 +216,22 @@ mod tests {
             let b = random(&dims_b, 2);
             let want = brute(&a, &b);
             close(&values(&matmul(&a, &b).unwrap()), &want, 1e-12);
-            let (a32, b32) = (a.to_dtype(DType::F32).unwrap(), b.to_dtype(DType::F32).unwrap());
+            let (a32, b32) = (
+                a.to_dtype(DType::F32).unwrap(),
+                b.to_dtype(DType::F32).unwrap(),
+            );
             close(&values(&matmul(&a32, &b32).unwrap()), &want, 1e-4);
             // The same product from transposed storage: b^T^T, a^T^T.
-            let at = a.transpose(D::Minus2, D::Minus1).unwrap().contiguous().unwrap();
-            let bt = b.transpose(D::Minus2, D::Minus1).unwrap().contiguous().unwrap();
+            let at = a
+                .transpose(D::Minus2, D::Minus1)
+                .unwrap()
+                .contiguous()
+                .unwrap();
+            let bt = b
+                .transpose(D::Minus2, D::Minus1)
+                .unwrap()
+                .contiguous()
+                .unwrap();
             let y = matmul(
                 &at.transpose(D::Minus2, D::Minus1).unwrap(),
                 &bt.transpose(D::Minus2, D::Minus1).unwrap(),
@@ -226,7 +260,12 @@ mod tests {
         let b = Var::from_tensor(&random(&[2, 4, 5], 10)).unwrap();
         let w = random(&[2, 3, 5], 11);
         let loss = |a: &Tensor, b: &Tensor| -> f64 {
-            (matmul(a, b).unwrap() * &w).unwrap().sum_all().unwrap().to_scalar().unwrap()
+            (matmul(a, b).unwrap() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
         };
         let grads = (matmul(a.as_tensor(), b.as_tensor()).unwrap() * &w)
             .unwrap()
@@ -245,9 +284,11 @@ mod tests {
                 down[i] -= h;
                 let t = |v: Vec<f64>| Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap();
                 let fd = if first {
-                    (loss(&t(up), other.as_tensor()) - loss(&t(down), other.as_tensor())) / (2.0 * h)
+                    (loss(&t(up), other.as_tensor()) - loss(&t(down), other.as_tensor()))
+                        / (2.0 * h)
                 } else {
-                    (loss(other.as_tensor(), &t(up)) - loss(other.as_tensor(), &t(down))) / (2.0 * h)
+                    (loss(other.as_tensor(), &t(up)) - loss(other.as_tensor(), &t(down)))
+                        / (2.0 * h)
                 };
                 assert!((g[i] - fd).abs() < 1e-6, "element {i}: {} vs {fd}", g[i]);
             }

@@ -68,7 +68,10 @@ where
         f(start, part.min(n - start.min(n)))
     };
     if parallel_ok() && parts > 1 {
-        (0..parts).into_par_iter().map(|p| serial(|| run(p))).collect()
+        (0..parts)
+            .into_par_iter()
+            .map(|p| serial(|| run(p)))
+            .collect()
     } else {
         (0..parts).map(run).collect()
     }

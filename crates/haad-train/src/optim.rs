@@ -76,7 +76,10 @@ fn fused_step(
 ) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
     use candle_core::{CpuStorage, Storage};
     let ts = [theta, g, m, v];
-    if !ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()) {
+    if !ts
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+    {
         return Ok(None);
     }
     let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
@@ -107,7 +110,11 @@ fn fused_step(
         OptimizerKind::AdamW => (1.0 - p.lr * p.weight_decay) as f32,
         OptimizerKind::Adam => 1.0,
     };
-    let (mut t1, mut m1, mut v1) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut t1, mut m1, mut v1) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for i in 0..n {
         let g = gr[i] + l2 * th[i];
         let m = m0[i] * b1 + g * (1.0 - b1);
@@ -206,7 +213,9 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            if let Some((theta, m, v)) = fused_step(&p, (bc1, bc2), var.as_tensor(), g, &self.m[i], &self.v[i])? {
+            if let Some((theta, m, v)) =
+                fused_step(&p, (bc1, bc2), var.as_tensor(), g, &self.m[i], &self.v[i])?
+            {
                 var.set(&theta)?;
                 self.m[i] = m;
                 self.v[i] = v;

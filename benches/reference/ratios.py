@@ -43,6 +43,26 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 FORWARD_FLOPS = 6_489_280 + 83_000
 TRAIN_FLOPS_PER_CLIP = 3 * FORWARD_FLOPS
 ADAMW_FLOPS = 3_000_000
+
+
+def denoiser_forward_flops(d, layers, cond_tokens, k=20, f=60):
+    """FLOPs of one denoiser forward pass per clip (crates/haad-diffusion/src/denoiser.rs; see
+    docs/performance.md, "FLOPs of the denoiser"): per token and layer q, k, v (6 d^2), the
+    attention scores and their average of v (4 K d), the two style blocks' output Linears
+    (2 x 2 d^2) and the feed-forward d -> 2d -> d (8 d^2); per clip and layer the two style
+    blocks' embedding Linears d -> 2d (2 x 4 d^2); per token the input embedding, the optional
+    conditioning tokens and the output Linear (2 F d each); per clip the time MLP (4 d^2) and
+    the conditioning embedding (2 K F d)."""
+    per_layer = k * (18 * d * d + 4 * k * d) + 8 * d * d
+    per_token = (3 if cond_tokens else 2) * 2 * f * d
+    return layers * per_layer + k * per_token + 4 * d * d + 2 * k * f * d
+
+
+# The DCT completion after each DDIM step: D_K^T (twice) and D_K products, [K, N] x [N, F].
+DCT_STEP_FLOPS = 3 * 2 * 20 * 60 * 60
+SMALL_FORWARD = denoiser_forward_flops(128, 4, cond_tokens=True)
+PAPER_FORWARD = denoiser_forward_flops(512, 8, cond_tokens=False)
+
 PEAK_N = 1024
 PEAK_FLOPS = 2 * PEAK_N ** 3  # benches/encoder.rs, `peak`: one [1024, 1024] x [1024, 1024]
 
@@ -62,11 +82,13 @@ ROWS = [
     ("train72", "encoder train step, batch 72", "encoder", "encoder_train_step/72",
      "train72", 72 * TRAIN_FLOPS_PER_CLIP + ADAMW_FLOPS),
     ("small_ddim100", "64 completions, small, 100 DDIM steps", "sampler",
-     "diffusion/complete_small_ddim100", "complete_small_ddim100", None),
+     "diffusion/complete_small_ddim100", "complete_small_ddim100",
+     64 * 100 * (SMALL_FORWARD + DCT_STEP_FLOPS)),
     ("paper_ddim5", "64 completions, paper, 5 DDIM steps", "sampler",
-     "diffusion/complete_paper_ddim5", "complete_paper_ddim5", None),
+     "diffusion/complete_paper_ddim5", "complete_paper_ddim5",
+     64 * 5 * (PAPER_FORWARD + DCT_STEP_FLOPS)),
     ("diff_train", "diffusion train step, small, batch 64", "sampler",
-     "diffusion/train_step_small_batch64", "train_step_small_batch64", None),
+     "diffusion/train_step_small_batch64", "train_step_small_batch64", 64 * 3 * SMALL_FORWARD),
 ]
 
 # The twin processes of each suite: (script in benches/reference, its arguments besides

@@ -68,6 +68,31 @@ fn backward<T: Element>(
     Ok((dx, dw, db))
 }
 
+/// The backward pass on one element type, as tensors `(dx, dW, db)`.
+fn grads<T: Element>(
+    x: (&CpuStorage, &Layout),
+    w: (&CpuStorage, &Layout),
+    g: (&CpuStorage, &Layout),
+    (rows, inp): (usize, usize),
+    (out, _): (usize, usize),
+    b: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (dx, dw, db) = backward::<T>(
+        contiguous(x.0, x.1)?,
+        contiguous(w.0, w.1)?,
+        contiguous(g.0, g.1)?,
+        rows,
+        inp,
+        out,
+    )?;
+    let dev = b.device();
+    Ok((
+        Tensor::from_vec(dx, (rows, inp), dev)?,
+        Tensor::from_vec(dw, (out, inp), dev)?,
+        Tensor::from_vec(db, b.shape(), dev)?,
+    ))
+}
+
 fn cpu(s: &candle_core::Storage) -> Result<&CpuStorage> {
     match s {
         candle_core::Storage::Cpu(c) => Ok(c),
@@ -133,38 +158,10 @@ impl CustomOp3 for Linear {
         let (ws, wl) = w.storage_and_layout();
         let (gs, gl) = g.storage_and_layout();
         let (xc, wc, gc) = (cpu(&xs)?, cpu(&ws)?, cpu(&gs)?);
-        let dev = x.device();
+        let (rows_inp, out_inp) = ((rows, inp), (out, inp));
         let (dx, dw, db) = match xc {
-            CpuStorage::F32(_) => {
-                let (dx, dw, db) = backward::<f32>(
-                    contiguous(xc, xl)?,
-                    contiguous(wc, wl)?,
-                    contiguous(gc, gl)?,
-                    rows,
-                    inp,
-                    out,
-                )?;
-                (
-                    Tensor::from_vec(dx, (rows, inp), dev)?,
-                    Tensor::from_vec(dw, (out, inp), dev)?,
-                    Tensor::from_vec(db, b.shape(), dev)?,
-                )
-            }
-            CpuStorage::F64(_) => {
-                let (dx, dw, db) = backward::<f64>(
-                    contiguous(xc, xl)?,
-                    contiguous(wc, wl)?,
-                    contiguous(gc, gl)?,
-                    rows,
-                    inp,
-                    out,
-                )?;
-                (
-                    Tensor::from_vec(dx, (rows, inp), dev)?,
-                    Tensor::from_vec(dw, (out, inp), dev)?,
-                    Tensor::from_vec(db, b.shape(), dev)?,
-                )
-            }
+            CpuStorage::F32(_) => grads::<f32>((xc, xl), (wc, wl), (gc, gl), rows_inp, out_inp, b)?,
+            CpuStorage::F64(_) => grads::<f64>((xc, xl), (wc, wl), (gc, gl), rows_inp, out_inp, b)?,
             _ => candle_core::bail!("linear: f32 or f64"),
         };
         Ok((Some(dx), Some(dw), Some(db)))

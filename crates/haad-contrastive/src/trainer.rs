@@ -272,13 +272,12 @@ pub fn train(
                 }
             }
             let xs = batch_tensor(&clips, device)?;
-            // Forward, backward and update on a thread of the kernels' pool.
-            let l = haad_kernels::on_pool(|| -> Result<f64> {
+            let l = {
                 let emb = model.encoder().forward_t(&xs, true)?;
                 let loss = multi_positive_loss(&emb, &labels, cfg.temperature)?;
                 opt.step(&loss.backward()?)?;
-                scalar(&loss)
-            })?;
+                scalar(&loss)?
+            };
             if !l.is_finite() {
                 return Err(ContrastiveError::NonFiniteLoss {
                     epoch: epoch + 1,

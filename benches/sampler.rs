@@ -1,7 +1,7 @@
 //! Completions per second of the diffusion sampler (batch 64, DDIM) for the small and the paper
 //! configuration, and the time of one training step, on real MSR Action3D clips.
 //!
-//! RAYON_NUM_THREADS=1 cargo bench --bench sampler
+//! cargo bench --bench sampler   (RAYON_NUM_THREADS=n: n threads)
 //!
 //! The paper configuration is measured with 5 DDIM steps instead of 100 (each step is one
 //! network evaluation plus the DCT completion, so the cost is linear in the step count).

@@ -4,7 +4,7 @@
 //! arriving to its window's score (one push that completes a window). Figures and their
 //! reading: docs/performance.md.
 //!
-//! Run: `RAYON_NUM_THREADS=1 cargo bench --bench stream`.
+//! Run: `cargo bench --bench stream` (`RAYON_NUM_THREADS=n`: n threads).
 
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 //! measured false alarms of calibrated thresholds. Prints a table and writes JSON.
 //!
 //! ```text
-//! RAYON_NUM_THREADS=1 cargo run --release --example deploy -- frame-level --format msr \
+//! cargo run --release --example deploy -- frame-level --format msr \
 //!     --data ../shared/data/msr_action3d/MSRAction3DSkeletonReal3D \
 //!     --encoder runs/encoder-msr/last --out runs/deploy/msr-frame-level.json
-//! RAYON_NUM_THREADS=1 cargo run --release --example deploy -- calibration --format native \
+//! cargo run --release --example deploy -- calibration --format native \
 //!     --data data/bandai/bandai-ds2-60f.safetensors --encoder models/bandai/encoder \
 //!     --out runs/deploy/bandai-calibration.json
 //! ```

@@ -5,7 +5,7 @@
 //! ```sh
 //! M=../shared/data/msr_action3d/MSRAction3DSkeletonReal3D
 //! B=../shared/data/bandai_namco_ds2_subset
-//! RAYON_NUM_THREADS=1 cargo run --release --example transfer -- \
+//! cargo run --release --example transfer -- \
 //!     --dataset name=msr,format=msr,path=$M,unseen=forward_punch+high_throw+forward_kick+tennis_serve+pick_up_throw \
 //!     --dataset name=bandai,format=bandai,path=$B,unseen=dataset-2_run+dataset-2_wave-left-hand+dataset-2_raise-up-right-hand \
 //!     --taus 1,0.1 --seeds 0,1,2 --work runs/transfer

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::Device;
-use haad_motion::pool::{PoolSpec, VariantPool};
 use haad_motion::{preprocess, Augmenter, Motion, MotionError, Progress};
+use haad_motion::{PoolSpec, VariantPool};
 use rand::{rngs::StdRng, Rng};
 
 use crate::error::{DiffusionError, Result};

@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use haad_motion::dct::DctBasis;
-use haad_motion::Motion;
+use haad_motion::{Fingerprint, Motion};
 
 use crate::config::{DiffusionConfig, Prediction, ValidConfig};
 use crate::denoiser::{Denoiser, Dropout};
@@ -232,11 +232,12 @@ impl DiffusionModel {
     /// A hash of the configuration and every weight (names and values, in name order): two
     /// models with the same fingerprint generate the same completions from the same seed.
     pub fn fingerprint(&self) -> Result<String> {
-        let mut bytes =
+        let config =
             serde_json::to_vec(self.cfg.config()).map_err(|source| DiffusionError::Json {
                 path: CONFIG_FILE.into(),
                 source,
             })?;
+        let mut hash = Fingerprint::of(&config);
         let data =
             self.varmap.data().lock().map_err(|_| {
                 DiffusionError::InvalidArgument("variable map lock poisoned".into())
@@ -244,13 +245,13 @@ impl DiffusionModel {
         let mut names: Vec<&String> = data.keys().collect();
         names.sort();
         for name in names {
-            bytes.extend_from_slice(name.as_bytes());
+            hash.update(name.as_bytes());
             let values: Vec<f32> = data[name].as_tensor().flatten_all()?.to_vec1()?;
             for v in values {
-                bytes.extend_from_slice(&v.to_le_bytes());
+                hash.update(&v.to_le_bytes());
             }
         }
-        Ok(format!("{:016x}", haad_motion::pool::fnv1a(&bytes)))
+        Ok(hash.to_string())
     }
 
     /// Clips of exactly N frames and J joints (root-relative, in data units) as normalised

@@ -8,7 +8,8 @@
 //! functions fall back to candle's own differentiable forms (`ops::layer_norm_slow`,
 //! `ops::softmax`, `gelu_erf`, `silu`, broadcast arithmetic), so the results agree everywhere.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+use haad_kernels::{common_dtype, contiguous, dtype_of, into_storage, is_float, with_float};
 
 /// `(x - mean) / sqrt(var + eps)` over the last dimension (no scale or shift), `[.., d]`.
 pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -123,11 +124,11 @@ impl candle_core::Module for Linear {
 }
 
 fn fused(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.rank() > 0
+    x.device().is_cpu() && is_float(x.dtype()) && x.rank() > 0
 }
 
 /// The float types the kernels run in; f32 kernels compute in f32, f64 in f64.
-trait Float: Copy + Send + Sync + candle_core::WithDType {
+trait Float: haad_kernels::Element {
     fn f(v: f64) -> Self;
     fn to(self) -> f64;
     fn exp(self) -> Self;
@@ -180,17 +181,6 @@ pub fn erf_f32(x: f32) -> f32 {
     (1.0 - poly * e).copysign(x)
 }
 
-fn slice<'a, T: candle_core::WithDType>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    what: &str,
-) -> Result<&'a [T]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what} needs a contiguous input")))?;
-    Ok(&s.as_slice::<T>()?[start..end])
-}
-
 fn last_dim(l: &Layout) -> Result<usize> {
     l.dims()
         .last()
@@ -203,21 +193,12 @@ fn last_dim(l: &Layout) -> Result<usize> {
 macro_rules! dispatch {
     ($name:expr, $s:expr, $l:expr, |$x:ident, $out:ident| $body:expr) => {{
         let n = $l.shape().elem_count();
-        match $s {
-            CpuStorage::F32(_) => {
-                let $x = slice::<f32>($s, $l, $name)?;
-                let mut $out = vec![0f32; n];
-                $body;
-                CpuStorage::F32($out)
-            }
-            CpuStorage::F64(_) => {
-                let $x = slice::<f64>($s, $l, $name)?;
-                let mut $out = vec![0f64; n];
-                $body;
-                CpuStorage::F64($out)
-            }
-            _ => candle_core::bail!("{}: only f32 and f64 are supported", $name),
-        }
+        with_float!(dtype_of($s), $name, |T| {
+            let $x = contiguous::<T>($s, $l, $name)?;
+            let mut $out = vec![T::default(); n];
+            $body;
+            into_storage($out)
+        })
     }};
     ($name:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident, $out:ident| $body:expr) => {{
         if $l1.shape() != $l2.shape() {
@@ -229,23 +210,13 @@ macro_rules! dispatch {
             );
         }
         let n = $l1.shape().elem_count();
-        match ($s1, $s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let $a = slice::<f32>($s1, $l1, $name)?;
-                let $b = slice::<f32>($s2, $l2, $name)?;
-                let mut $out = vec![0f32; n];
-                $body;
-                CpuStorage::F32($out)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let $a = slice::<f64>($s1, $l1, $name)?;
-                let $b = slice::<f64>($s2, $l2, $name)?;
-                let mut $out = vec![0f64; n];
-                $body;
-                CpuStorage::F64($out)
-            }
-            _ => candle_core::bail!("{}: needs two f32 or two f64 inputs", $name),
-        }
+        with_float!(common_dtype(&[$s1, $s2], $name)?, $name, |T| {
+            let $a = contiguous::<T>($s1, $l1, $name)?;
+            let $b = contiguous::<T>($s2, $l2, $name)?;
+            let mut $out = vec![T::default(); n];
+            $body;
+            into_storage($out)
+        })
     }};
 }
 
@@ -365,23 +336,6 @@ impl CustomOp2 for NormalizeGrad {
     }
 }
 
-/// A kernel over two inputs of one float type.
-type Kernel2<T> = fn(&CpuStorage, &Layout, &CpuStorage, &Layout) -> Result<Vec<T>>;
-
-/// Runs the f32 or the f64 instance of a two-input kernel, as the storages' type says.
-fn two_inputs(
-    name: &str,
-    [(s1, l1), (s2, l2)]: [(&CpuStorage, &Layout); 2],
-    k32: Kernel2<f32>,
-    k64: Kernel2<f64>,
-) -> Result<CpuStorage> {
-    Ok(match (s1, s2) {
-        (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(k32(s1, l1, s2, l2)?),
-        (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(k64(s1, l1, s2, l2)?),
-        _ => candle_core::bail!("{name}: needs two f32 or two f64 inputs"),
-    })
-}
-
 struct AddRows;
 
 impl CustomOp2 for AddRows {
@@ -400,12 +354,10 @@ impl CustomOp2 for AddRows {
         if m == 0 || l1.dims().last() != Some(&m) {
             candle_core::bail!("add_rows: {:?} + row {:?}", l1.dims(), l2.dims());
         }
-        let out = two_inputs(
-            self.name(),
-            [(s1, l1), (s2, l2)],
-            add_row_kernel::<f32>,
-            add_row_kernel::<f64>,
-        )?;
+        let dtype = common_dtype(&[s1, s2], self.name())?;
+        let out = with_float!(dtype, self.name(), |T| into_storage(add_row_kernel::<T>(
+            s1, l1, s2, l2
+        )?));
         Ok((out, l1.shape().clone()))
     }
 
@@ -430,8 +382,8 @@ fn add_row_kernel<T: Float>(
     s2: &CpuStorage,
     l2: &Layout,
 ) -> Result<Vec<T>> {
-    let x = slice::<T>(s1, l1, "add_rows")?;
-    let b = slice::<T>(s2, l2, "add_rows")?;
+    let x = contiguous::<T>(s1, l1, "add_rows")?;
+    let b = contiguous::<T>(s2, l2, "add_rows")?;
     let mut out = Vec::with_capacity(x.len());
     for row in x.chunks_exact(b.len()) {
         out.extend(row.iter().zip(b).map(|(&v, &c)| v + c));
@@ -454,12 +406,10 @@ impl CustomOp2 for ScaleShift {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = two_inputs(
-            self.name(),
-            [(s1, l1), (s2, l2)],
-            scale_shift_kernel::<f32>,
-            scale_shift_kernel::<f64>,
-        )?;
+        let dtype = common_dtype(&[s1, s2], self.name())?;
+        let out = with_float!(dtype, self.name(), |T| into_storage(
+            scale_shift_kernel::<T>(s1, l1, s2, l2)?
+        ));
         Ok((out, l1.shape().clone()))
     }
 
@@ -492,8 +442,8 @@ fn scale_shift_kernel<T: Float>(
             l2.dims()
         );
     }
-    let x = slice::<T>(s1, l1, "scale_shift")?;
-    let st = slice::<T>(s2, l2, "scale_shift")?;
+    let x = contiguous::<T>(s1, l1, "scale_shift")?;
+    let st = contiguous::<T>(s2, l2, "scale_shift")?;
     let mut out = Vec::with_capacity(x.len());
     for (block, p) in x.chunks_exact(r * d).zip(st.chunks_exact(2 * d)) {
         let (sc, sh) = p.split_at(d);
@@ -530,11 +480,11 @@ impl CustomOp1 for GroupSum {
             }
             out
         }
-        let out = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(kernel(slice::<f32>(s, l, self.name())?, r, d)),
-            CpuStorage::F64(_) => CpuStorage::F64(kernel(slice::<f64>(s, l, self.name())?, r, d)),
-            _ => candle_core::bail!("group sum: only f32 and f64 are supported"),
-        };
+        let out = with_float!(dtype_of(s), self.name(), |T| into_storage(kernel(
+            contiguous::<T>(s, l, self.name())?,
+            r,
+            d
+        )));
         Ok((out, Shape::from((g, 1, d))))
     }
 }
@@ -732,7 +682,7 @@ impl CustomOp2 for UnaryGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     #[test]

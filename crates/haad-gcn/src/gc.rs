@@ -4,9 +4,11 @@
 //! addition of its input's size in the backward pass).
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use haad_kernels::{gemm, Element, MatRef};
+use haad_kernels::{
+    common_dtype, contiguous, gemm, into_storage, with_float, Element, Inputs, MatRef, Stash,
+};
 
-use crate::cpu::{tensor, values, with_values, Stash};
+const OP: &str = "graph_conv";
 
 /// `[J, B, F_in] -> [J, B, F_out]` with `att` `A` `[J, J]` and `wb` `[F_in (+1), F_out]`: the
 /// weight `W`, then the bias `b` as a last row when `bias`. CPU, f32/f64, one dtype (the
@@ -36,7 +38,7 @@ struct GraphConvOp {
     bias: bool,
     /// The intermediate product: `x W` `[J*B, F_out]` when `F_in >= F_out`, else `A x`
     /// `[J, B*F_in]`.
-    mid: Stash,
+    mid: Stash<CpuStorage>,
 }
 
 /// `(y, mid)`.
@@ -124,29 +126,16 @@ impl CustomOp3 for GraphConvOp {
         let (j, b, fi) = l1.shape().dims3()?;
         let fo = l3.shape().dims2()?.1;
         let dims = (j, b, fi, fo);
-        let (y, mid) = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(a), CpuStorage::F32(w)) => {
-                let (y, m) = forward(
-                    values(x, l1)?,
-                    values(a, l2)?,
-                    values(w, l3)?,
-                    dims,
-                    self.bias,
-                )?;
-                (CpuStorage::F32(y), CpuStorage::F32(m))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(a), CpuStorage::F64(w)) => {
-                let (y, m) = forward(
-                    values(x, l1)?,
-                    values(a, l2)?,
-                    values(w, l3)?,
-                    dims,
-                    self.bias,
-                )?;
-                (CpuStorage::F64(y), CpuStorage::F64(m))
-            }
-            _ => candle_core::bail!("graph_conv: f32 or f64 inputs of one dtype"),
-        };
+        let (y, mid) = with_float!(common_dtype(&[s1, s2, s3], OP)?, OP, |T| {
+            let (y, m) = forward::<T>(
+                contiguous(s1, l1, OP)?,
+                contiguous(s2, l2, OP)?,
+                contiguous(s3, l3, OP)?,
+                dims,
+                self.bias,
+            )?;
+            (into_storage(y), into_storage(m))
+        });
         self.mid.put(mid);
         Ok((y, Shape::from((j, b, fo))))
     }
@@ -164,16 +153,19 @@ impl CustomOp3 for GraphConvOp {
         let dims = (j, b, fi, fo);
         let grad = grad.contiguous()?;
         let mid = self.mid.get();
-        let (dx, da, dwb) = with_values!([x, att, wb, &grad], |v: T| {
+        let inputs = Inputs::new(&[x, att, wb, &grad], OP)?;
+        let dev = x.device();
+        let (dx, da, dwb) = with_float!(inputs.dtype(), OP, |T| {
+            let v = inputs.values::<T>()?;
             let mid: &[T] = match mid.as_ref() {
                 Some(m) => m.as_slice::<T>()?,
-                None => candle_core::bail!("graph_conv: backward before forward"),
+                None => candle_core::bail!("{OP}: backward before forward"),
             };
             let (dx, da, dwb) = backward(v[0], v[1], v[2], mid, v[3], dims, self.bias)?;
             (
-                tensor(dx, x.shape(), x)?,
-                tensor(da, att.shape(), x)?,
-                tensor(dwb, wb.shape(), x)?,
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(da, att.shape(), dev)?,
+                Tensor::from_vec(dwb, wb.shape(), dev)?,
             )
         });
         Ok((Some(dx), Some(da), Some(dwb)))

@@ -11,13 +11,15 @@
 //! autograd graph. The caller checks [`crate::cpu::fused`]; elsewhere the encoder uses candle's
 //! own operations.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use haad_kernels::{for_each_chunk_pair, Element};
+use haad_kernels::{
+    common_dtype, contiguous, for_each_chunk_pair, into_storage, with_float, Inputs, Stash,
+};
 
-use crate::cpu::{tensor, values, with_values};
-use crate::ops::tanh_f32;
+const OP: &str = "norm_tanh";
+use crate::ops::Float;
 
 /// How the scale and shift are formed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,7 +52,7 @@ pub(crate) fn norm_tanh(
     if matches!(scale, Scale::Batch(_)) && b < 2 {
         candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
     }
-    let shared = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::new(Stash::default());
     let op = NormTanh {
         scale,
         stats: shared.clone(),
@@ -62,7 +64,8 @@ pub(crate) fn norm_tanh(
     };
     let stats = match scale {
         Scale::Batch(_) => {
-            let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let s = shared.get();
+            let s: &[f64] = s.as_deref().unwrap_or_default();
             let (mut mean, mut var) = (Vec::with_capacity(j * f), Vec::with_capacity(j * f));
             for c in s.chunks_exact(2 * f) {
                 mean.extend_from_slice(&c[..f]);
@@ -75,28 +78,11 @@ pub(crate) fn norm_tanh(
     Ok((y, stats))
 }
 
-/// The float types of the kernels.
-trait Float: Element {
-    fn tanh(self) -> Self;
-}
-
-impl Float for f32 {
-    fn tanh(self) -> Self {
-        tanh_f32(self)
-    }
-}
-
-impl Float for f64 {
-    fn tanh(self) -> Self {
-        f64::tanh(self)
-    }
-}
-
 struct NormTanh {
     scale: Scale,
     /// Written by the forward in [`Scale::Batch`] mode: per joint, the mean `[F]` then the
     /// biased variance `[F]`.
-    stats: Arc<Mutex<Vec<f64>>>,
+    stats: Arc<Stash<Vec<f64>>>,
 }
 
 /// A size for the threading rule: tanh and the statistics cost a few dozen operations a value.
@@ -278,26 +264,18 @@ impl NormTanh {
         r: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = x.1.shape().dims3()?;
-        let (y, stats) = match (x.0, st.0, r.map(|r| r.0)) {
-            (CpuStorage::F32(xv), CpuStorage::F32(sv), None | Some(CpuStorage::F32(_))) => {
-                let rv = match r {
-                    Some((CpuStorage::F32(v), l)) => Some(values(v, l)?),
-                    _ => None,
-                };
-                let (y, s) = forward(values(xv, x.1)?, values(sv, st.1)?, rv, dims, self.scale);
-                (CpuStorage::F32(y), s)
-            }
-            (CpuStorage::F64(xv), CpuStorage::F64(sv), None | Some(CpuStorage::F64(_))) => {
-                let rv = match r {
-                    Some((CpuStorage::F64(v), l)) => Some(values(v, l)?),
-                    _ => None,
-                };
-                let (y, s) = forward(values(xv, x.1)?, values(sv, st.1)?, rv, dims, self.scale);
-                (CpuStorage::F64(y), s)
-            }
-            _ => candle_core::bail!("norm_tanh: f32 or f64 inputs of one dtype"),
-        };
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        let mut storages = vec![x.0, st.0];
+        storages.extend(r.map(|r| r.0));
+        let (y, stats) = with_float!(common_dtype(&storages, OP)?, OP, |T| {
+            let rv = match r {
+                Some((s, l)) => Some(contiguous::<T>(s, l, OP)?),
+                None => None,
+            };
+            let xv = contiguous(x.0, x.1, OP)?;
+            let (y, s) = forward(xv, contiguous(st.0, st.1, OP)?, rv, dims, self.scale);
+            (into_storage(y), s)
+        });
+        self.stats.put(stats);
         Ok((y, x.1.shape().clone()))
     }
 
@@ -311,10 +289,13 @@ impl NormTanh {
     ) -> Result<(Tensor, Tensor)> {
         let dims = x.dims3()?;
         let grad = grad.contiguous()?;
-        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let stats = self.stats.get().clone().unwrap_or_default();
         let mut ts = vec![x, st, res, &grad];
         ts.extend(r);
-        let out = with_values!(ts, |v: T| {
+        let inputs = Inputs::new(&ts, OP)?;
+        let dev = x.device();
+        let out = with_float!(inputs.dtype(), OP, |T| {
+            let v = inputs.values::<T>()?;
             let (dx, dst): (Vec<T>, Vec<T>) = backward(
                 v[0],
                 v[1],
@@ -325,7 +306,10 @@ impl NormTanh {
                 dims,
                 self.scale,
             );
-            (tensor(dx, x.shape(), x)?, tensor(dst, st.shape(), x)?)
+            (
+                Tensor::from_vec(dx, x.shape(), dev)?,
+                Tensor::from_vec(dst, st.shape(), dev)?,
+            )
         });
         Ok(out)
     }

@@ -1,6 +1,7 @@
 //! Small tensor operations the encoder needs, faster on CPU than their generic candle forms.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use haad_kernels::{contiguous, dtype_of, into_storage, with_float, Element};
 
 /// `tanh` with a cheaper f32 kernel on CPU: `sign(x) (1 - e) / (1 + e)`, `e = exp(-2|x|)`
 /// (absolute error below 1e-6 against the exact value; candle's generic f32 `tanh` is several
@@ -23,6 +24,23 @@ pub fn tanh_f32(x: f32) -> f32 {
     ((1.0 - e) / (1.0 + e)).copysign(x)
 }
 
+/// The float types of the encoder's kernels: f32 computes `tanh` with [`tanh_f32`], f64 exactly.
+pub(crate) trait Float: Element {
+    fn tanh(self) -> Self;
+}
+
+impl Float for f32 {
+    fn tanh(self) -> Self {
+        tanh_f32(self)
+    }
+}
+
+impl Float for f64 {
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+}
+
 struct FastTanh;
 
 impl CustomOp1 for FastTanh {
@@ -31,16 +49,12 @@ impl CustomOp1 for FastTanh {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("fast tanh needs a contiguous input".into()))?;
-        let out = match storage {
-            CpuStorage::F32(v) => {
-                CpuStorage::F32(v[start..end].iter().map(|&x| tanh_f32(x)).collect())
-            }
-            CpuStorage::F64(v) => CpuStorage::F64(v[start..end].iter().map(|x| x.tanh()).collect()),
-            _ => candle_core::bail!("fast tanh: only f32 and f64 are supported"),
-        };
+        let out = with_float!(dtype_of(storage), "fast tanh", |T| into_storage(
+            contiguous::<T>(storage, layout, "fast tanh")?
+                .iter()
+                .map(|&x| Float::tanh(x))
+                .collect::<Vec<T>>()
+        ));
         Ok((out, layout.shape().clone()))
     }
 

@@ -13,12 +13,14 @@ mod gemm;
 mod linear;
 mod math;
 mod matmul;
+mod storage;
 mod threads;
 
 pub use gemm::{gemm, Element, MatRef};
 pub use linear::linear;
 pub use math::exp_f32;
 pub use matmul::matmul;
+pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
     for_each_chunk, for_each_chunk_pair, on_pool, parallel_ok, serial, split_batch, threads,
     PARALLEL_MIN_FLOPS,

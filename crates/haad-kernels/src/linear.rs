@@ -5,6 +5,10 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::gemm::{gemm, Element, MatRef};
+use crate::storage::{contiguous, dtype_of, into_storage, is_float, Inputs};
+use crate::with_float;
+
+const OP: &str = "linear";
 
 /// `x W^T + b` for `x` `[.., in]`, `weight` `[out, in]`, `bias` `[out]`: `[.., out]`.
 ///
@@ -25,9 +29,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let mut shape = dims.to_vec();
     *shape.last_mut().expect("non-empty") = out;
     let cpu = [x, weight, bias].iter().all(|t| t.device().is_cpu());
-    let float = matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
-        && weight.dtype() == x.dtype()
-        && bias.dtype() == x.dtype();
+    let float = is_float(x.dtype()) && weight.dtype() == x.dtype() && bias.dtype() == x.dtype();
     let x2 = x.contiguous()?.reshape((rows, inp))?;
     let y = if cpu && float {
         x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear)?
@@ -68,45 +70,6 @@ fn backward<T: Element>(
     Ok((dx, dw, db))
 }
 
-/// The backward pass on one element type, as tensors `(dx, dW, db)`.
-fn grads<T: Element>(
-    x: (&CpuStorage, &Layout),
-    w: (&CpuStorage, &Layout),
-    g: (&CpuStorage, &Layout),
-    (rows, inp): (usize, usize),
-    (out, _): (usize, usize),
-    b: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let (dx, dw, db) = backward::<T>(
-        contiguous(x.0, x.1)?,
-        contiguous(w.0, w.1)?,
-        contiguous(g.0, g.1)?,
-        rows,
-        inp,
-        out,
-    )?;
-    let dev = b.device();
-    Ok((
-        Tensor::from_vec(dx, (rows, inp), dev)?,
-        Tensor::from_vec(dw, (out, inp), dev)?,
-        Tensor::from_vec(db, b.shape(), dev)?,
-    ))
-}
-
-fn cpu(s: &candle_core::Storage) -> Result<&CpuStorage> {
-    match s {
-        candle_core::Storage::Cpu(c) => Ok(c),
-        _ => candle_core::bail!("linear: CPU storage expected"),
-    }
-}
-
-fn contiguous<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let (a, b) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("linear: non-contiguous input".into()))?;
-    Ok(&s.as_slice::<T>()?[a..b])
-}
-
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         "haad-linear"
@@ -123,23 +86,13 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, inp) = l1.shape().dims2()?;
         let out = l2.shape().dims2()?.0;
-        let y = match s1 {
-            CpuStorage::F32(_) => CpuStorage::F32(forward(
-                contiguous(s1, l1)?,
-                contiguous(s2, l2)?,
-                contiguous(s3, l3)?,
-                rows,
-                inp,
-            )?),
-            CpuStorage::F64(_) => CpuStorage::F64(forward(
-                contiguous(s1, l1)?,
-                contiguous(s2, l2)?,
-                contiguous(s3, l3)?,
-                rows,
-                inp,
-            )?),
-            _ => candle_core::bail!("linear: f32 or f64"),
-        };
+        let y = with_float!(dtype_of(s1), OP, |T| into_storage(forward::<T>(
+            contiguous(s1, l1, OP)?,
+            contiguous(s2, l2, OP)?,
+            contiguous(s3, l3, OP)?,
+            rows,
+            inp,
+        )?));
         Ok((y, Shape::from((rows, out))))
     }
 
@@ -154,16 +107,17 @@ impl CustomOp3 for Linear {
         let (rows, inp) = x.dims2()?;
         let out = w.dim(0)?;
         let g = grad.contiguous()?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = w.storage_and_layout();
-        let (gs, gl) = g.storage_and_layout();
-        let (xc, wc, gc) = (cpu(&xs)?, cpu(&ws)?, cpu(&gs)?);
-        let (rows_inp, out_inp) = ((rows, inp), (out, inp));
-        let (dx, dw, db) = match xc {
-            CpuStorage::F32(_) => grads::<f32>((xc, xl), (wc, wl), (gc, gl), rows_inp, out_inp, b)?,
-            CpuStorage::F64(_) => grads::<f64>((xc, xl), (wc, wl), (gc, gl), rows_inp, out_inp, b)?,
-            _ => candle_core::bail!("linear: f32 or f64"),
-        };
+        let inputs = Inputs::new(&[x, w, &g], OP)?;
+        let dev = b.device();
+        let (dx, dw, db) = with_float!(inputs.dtype(), OP, |T| {
+            let v = inputs.values::<T>()?;
+            let (dx, dw, db) = backward(v[0], v[1], v[2], rows, inp, out)?;
+            (
+                Tensor::from_vec(dx, (rows, inp), dev)?,
+                Tensor::from_vec(dw, (out, inp), dev)?,
+                Tensor::from_vec(db, b.shape(), dev)?,
+            )
+        });
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }

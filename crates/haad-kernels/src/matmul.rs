@@ -5,7 +5,9 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::gemm::{gemm, Element, MatRef};
+use crate::storage::{common_dtype, into_storage, is_float};
 use crate::threads::{parallel_ok, serial, PARALLEL_MIN_FLOPS};
+use crate::with_float;
 
 /// The product `a b` of `a` `[.., m, k]` and `b` `[.., k, n]` (the same leading batch
 /// dimensions, or none), `[.., m, n]`; differentiable in both.
@@ -17,7 +19,7 @@ use crate::threads::{parallel_ok, serial, PARALLEL_MIN_FLOPS};
 /// it is candle's `matmul`.
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let cpu = a.device().is_cpu() && b.device().is_cpu();
-    let float = matches!(a.dtype(), candle_core::DType::F32 | candle_core::DType::F64);
+    let float = is_float(a.dtype());
     if !(cpu && float && a.dtype() == b.dtype() && a.rank() >= 2 && a.rank() == b.rank()) {
         return a.matmul(b);
     }
@@ -112,15 +114,11 @@ impl CustomOp2 for MatMul {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                product(a, l1, b, l2).map(|(v, s)| (CpuStorage::F32(v), s))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                product(a, l1, b, l2).map(|(v, s)| (CpuStorage::F64(v), s))
-            }
-            _ => candle_core::bail!("matmul: f32 or f64 operands of one dtype"),
-        }
+        // Strided operands: the whole storages, read through their layouts.
+        with_float!(common_dtype(&[s1, s2], "matmul")?, "matmul", |T| {
+            let (v, shape) = product(s1.as_slice::<T>()?, l1, s2.as_slice::<T>()?, l2)?;
+            Ok((into_storage(v), shape))
+        })
     }
 
     fn bwd(

@@ -20,22 +20,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::Augmenter;
 use crate::error::{MotionError, Result};
+use crate::fingerprint::Fingerprint;
 use crate::io::{io_error, parse_error};
 use crate::motion::Motion;
 
 /// Clips generated per chunk file.
 pub const POOL_CHUNK: usize = 16;
 
-/// The 64-bit FNV-1a hash of `bytes`: stable across platforms and versions, used for cache
-/// keys (not for security).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// A fingerprint of a clip's content: its shape, frame rate and every coordinate's bits.
-pub fn clip_fingerprint(clip: &Motion) -> u64 {
+fn clip_fingerprint(clip: &Motion) -> u64 {
     let mut bytes = Vec::with_capacity(clip.data().len() * 4 + 20);
     bytes.extend_from_slice(&(clip.frames() as u64).to_le_bytes());
     bytes.extend_from_slice(&(clip.joints() as u64).to_le_bytes());
@@ -43,7 +36,7 @@ pub fn clip_fingerprint(clip: &Motion) -> u64 {
     for v in clip.data().iter() {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    fnv1a(&bytes)
+    Fingerprint::of(&bytes).value()
 }
 
 /// What a pool is made from.
@@ -111,7 +104,7 @@ impl VariantPool {
         for f in &fingerprints {
             key.extend_from_slice(&f.to_le_bytes());
         }
-        let dir = spec.dir.join(format!("{:016x}", fnv1a(&key)));
+        let dir = spec.dir.join(Fingerprint::of(&key).to_string());
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         let meta_path = dir.join("pool.json");
         let json = serde_json::to_string_pretty(&meta).expect("pool metadata serialises");
@@ -457,8 +450,5 @@ mod tests {
         let b = Motion::new(d, a.fps()).unwrap();
         assert_ne!(clip_fingerprint(&a), clip_fingerprint(&b));
         assert_eq!(clip_fingerprint(&a), clip_fingerprint(&a.clone()));
-        // FNV-1a test vectors.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use haad_kernels::{
-    common_dtype, contiguous, gemm, into_storage, with_float, Element, Inputs, MatRef, Stash,
+    common_dtype, contiguous, gemm, into_storage, join, with_float, Element, Inputs, MatRef, Stash,
 };
 
 const OP: &str = "graph_conv";
@@ -83,21 +83,27 @@ fn backward<T: Element>(
         // y = Q W with Q = A x.
         let q = MatRef::new(mid, j * b, fi)?;
         let gy = MatRef::new(g, j * b, fo)?;
-        let dq = gemm(gy, w.t())?; // [J*B, F_in]
-        let dw = gemm(q.t(), gy)?;
+        let xm = MatRef::new(x, j, b * fi)?;
+        let big = 4 * j * b * fi * fo; // two products of J*B x F_in x F_out
+        let small = 4 * j * j * b * fi; // two of J x J x B*F_in
+        let (dq, dw) = join(big, || gemm(gy, w.t()), || gemm(q.t(), gy)); // dq: [J*B, F_in]
+        let (dq, dw) = (dq?, dw?);
         let dqm = MatRef::new(&dq, j, b * fi)?;
-        let da = gemm(dqm, MatRef::new(x, j, b * fi)?.t())?;
-        let dx = gemm(att.t(), dqm)?;
-        (dx, da, dw)
+        let (da, dx) = join(small, || gemm(dqm, xm.t()), || gemm(att.t(), dqm));
+        (dx?, da?, dw)
     } else {
         // y = A P with P = x W.
         let gm = MatRef::new(g, j, b * fo)?;
-        let da = gemm(gm, MatRef::new(mid, j, b * fo)?.t())?;
-        let dp = gemm(att.t(), gm)?; // [J, B*F_out] = [J*B, F_out]
+        let pm = MatRef::new(mid, j, b * fo)?;
+        let xm = MatRef::new(x, j * b, fi)?;
+        let big = 4 * j * b * fi * fo; // two products of J*B x F_in x F_out
+        let small = 4 * j * j * b * fo; // two of J x J x B*F_out
+                                        // dp: [J, B*F_out] = [J*B, F_out]
+        let (da, dp) = join(small, || gemm(gm, pm.t()), || gemm(att.t(), gm));
+        let (da, dp) = (da?, dp?);
         let dpm = MatRef::new(&dp, j * b, fo)?;
-        let dw = gemm(MatRef::new(x, j * b, fi)?.t(), dpm)?;
-        let dx = gemm(dpm, w.t())?;
-        (dx, da, dw)
+        let (dw, dx) = join(big, || gemm(xm.t(), dpm), || gemm(dpm, w.t()));
+        (dx?, da, dw?)
     };
     if bias {
         let mut db = vec![T::zero(); fo];

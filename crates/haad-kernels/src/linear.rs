@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::gemm::{gemm, Element, MatRef};
 use crate::storage::{contiguous, dtype_of, into_storage, is_float, Inputs};
+use crate::threads::join;
 use crate::with_float;
 
 const OP: &str = "linear";
@@ -61,8 +62,9 @@ fn backward<T: Element>(
     out: usize,
 ) -> Result<Grads<T>> {
     let gm = MatRef::new(g, rows, out)?;
-    let dx = gemm(gm, MatRef::new(w, out, inp)?)?;
-    let dw = gemm(gm.t(), MatRef::new(x, rows, inp)?)?;
+    let (wm, xm) = (MatRef::new(w, out, inp)?, MatRef::new(x, rows, inp)?);
+    let (dx, dw) = join(4 * rows * inp * out, || gemm(gm, wm), || gemm(gm.t(), xm));
+    let (dx, dw) = (dx?, dw?);
     let mut db = vec![T::zero(); out];
     for row in g.chunks_exact(out.max(1)) {
         db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);

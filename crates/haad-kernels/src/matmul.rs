@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{gemm, Element, MatRef};
 use crate::storage::{common_dtype, into_storage, is_float};
-use crate::threads::{parallel_ok, serial, PARALLEL_MIN_FLOPS};
+use crate::threads::{join, parallel_ok, serial, PARALLEL_MIN_FLOPS};
 use crate::with_float;
 
 /// The product `a b` of `a` `[.., m, k]` and `b` `[.., k, n]` (the same leading batch
@@ -128,9 +128,15 @@ impl CustomOp2 for MatMul {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let ga = matmul(g, &b.transpose(D::Minus2, D::Minus1)?)?;
-        let gb = matmul(&a.transpose(D::Minus2, D::Minus1)?, g)?;
-        Ok((Some(ga), Some(gb)))
+        // Two products of the forward's size (g: [.., m, n], a: [.., m, k]), side by side
+        // when large enough.
+        let flops = 4 * g.elem_count() * a.dim(D::Minus1)?;
+        let (ga, gb) = join(
+            flops,
+            || matmul(g, &b.transpose(D::Minus2, D::Minus1)?),
+            || matmul(&a.transpose(D::Minus2, D::Minus1)?, g),
+        );
+        Ok((Some(ga?), Some(gb?)))
     }
 }
 

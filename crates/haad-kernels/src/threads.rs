@@ -54,6 +54,25 @@ where
     rayon::scope(|_| f())
 }
 
+/// `(a(), b())`: two independent jobs (two matrix products of a backward pass, say) of
+/// `flops` together, one on each of two threads with their kernels kept there ([`serial`]),
+/// when more than one thread is free here and the jobs reach [`PARALLEL_MIN_FLOPS`]; else in
+/// turn on this one. Two products side by side cost one hand-off where splitting each across
+/// the threads costs two, and neither product is cut smaller.
+pub fn join<RA, RB, A, B>(flops: usize, a: A, b: B) -> (RA, RB)
+where
+    RA: Send,
+    RB: Send,
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+{
+    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS {
+        rayon::join(|| serial(a), || serial(b))
+    } else {
+        (a(), b())
+    }
+}
+
 /// `f(start, len)` over `0..n` cut into parts of `part` items (the last may be shorter), the
 /// parts spread over the kernels' threads, each part with its kernels kept on its thread
 /// ([`serial`]); the results in order. The parts do not depend on the thread count, so
@@ -165,6 +184,21 @@ mod tests {
             }
             assert_eq!(next, n, "n {n}");
         }
+    }
+
+    #[test]
+    fn join_runs_both_and_keeps_their_kernels_home() {
+        for flops in [0, PARALLEL_MIN_FLOPS] {
+            let (a, b) = join(flops, || (1 + 1, parallel_ok()), || ("two", parallel_ok()));
+            assert_eq!((a.0, b.0), (2, "two"));
+            // Small jobs run here in turn (kernels free to split, as ever); large ones on
+            // two threads with their kernels kept there.
+            let split = threads() > 1 && flops == 0;
+            assert_eq!((a.1, b.1), (split, split), "flops {flops}");
+        }
+        // Inside `serial`, join runs in turn on this thread.
+        let (x, y) = serial(|| join(PARALLEL_MIN_FLOPS, parallel_ok, parallel_ok));
+        assert!(!x && !y);
     }
 
     #[test]

@@ -74,7 +74,6 @@ fn fused_step(
     m: &Tensor,
     v: &Tensor,
 ) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
-    use candle_core::{CpuStorage, Storage};
     let ts = [theta, g, m, v];
     if !ts
         .iter()
@@ -82,18 +81,8 @@ fn fused_step(
     {
         return Ok(None);
     }
-    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
-    let mut slices: Vec<&[f32]> = Vec::with_capacity(4);
-    for (s, l) in &guards {
-        let (a, b) = match l.contiguous_offsets() {
-            Some(o) => o,
-            None => return Ok(None),
-        };
-        match &**s {
-            Storage::Cpu(CpuStorage::F32(x)) => slices.push(&x[a..b]),
-            _ => return Ok(None),
-        }
-    }
+    let inputs = haad_kernels::Inputs::new(&ts, "adam")?;
+    let slices = inputs.values::<f32>()?;
     let (th, gr, m0, v0) = (slices[0], slices[1], slices[2], slices[3]);
     let n = th.len();
     if [gr.len(), m0.len(), v0.len()] != [n, n, n] {
@@ -124,7 +113,8 @@ fn fused_step(
         m1.push(m);
         v1.push(v);
     }
-    drop(guards);
+    drop(slices);
+    drop(inputs);
     let dev = theta.device();
     let shape = theta.shape();
     Ok(Some((

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{backprop::GradStore, DType, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -62,6 +63,14 @@ impl AdamParams {
         }
     }
 }
+
+/// The fused update's weight per value in the kernels' threading rule
+/// (`haad_kernels::PARALLEL_MIN_FLOPS`, counted in product FLOPs): models from 524,288 values
+/// split their update across threads. Measured: the `small` denoiser (about a million values)
+/// gains 2 % a step at two threads; the encoder (about 190,000) split at weight 256 gained 1 ms
+/// in the bench's step at batch 72 but made `train_encoder` (batches of 30, its steps off the
+/// pool) 1.05x slower at two threads than at one, so it stays on one thread.
+const UPDATE_COST: usize = 64;
 
 /// The update of one f32 CPU variable in one pass over its values, `(theta, m, v)`; `None`
 /// where the tensors are not all contiguous f32 on the CPU (the caller then uses candle's
@@ -199,13 +208,43 @@ impl Adam {
         let p = self.params;
         let t = self.step as i32;
         let (bc1, bc2) = (1.0 - p.beta1.powi(t), 1.0 - p.beta2.powi(t));
-        for (i, (_, var)) in self.vars.iter().enumerate() {
+        // The fused updates first, every variable on its own (on several threads when the
+        // model is large enough: the same numbers at any thread count), then applied in order.
+        let (m0, v0) = (&self.m, &self.v);
+        let one = |i: usize, var: &Var| -> Result<Option<(Tensor, Tensor, Tensor)>> {
+            match grads.get(var.as_tensor()) {
+                Some(g) => Ok(fused_step(
+                    &p,
+                    (bc1, bc2),
+                    var.as_tensor(),
+                    g,
+                    &m0[i],
+                    &v0[i],
+                )?),
+                None => Ok(None),
+            }
+        };
+        let values: usize = self.vars.iter().map(|(_, v)| v.elem_count()).sum();
+        let fused: Vec<Option<(Tensor, Tensor, Tensor)>> = if haad_kernels::parallel_ok()
+            && UPDATE_COST * values >= haad_kernels::PARALLEL_MIN_FLOPS
+        {
+            self.vars
+                .par_iter()
+                .enumerate()
+                .map(|(i, (_, var))| one(i, var))
+                .collect::<Result<_>>()?
+        } else {
+            self.vars
+                .iter()
+                .enumerate()
+                .map(|(i, (_, var))| one(i, var))
+                .collect::<Result<_>>()?
+        };
+        for (i, ((_, var), done)) in self.vars.iter().zip(fused).enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            if let Some((theta, m, v)) =
-                fused_step(&p, (bc1, bc2), var.as_tensor(), g, &self.m[i], &self.v[i])?
-            {
+            if let Some((theta, m, v)) = done {
                 var.set(&theta)?;
                 self.m[i] = m;
                 self.v[i] = v;

@@ -181,24 +181,8 @@ impl CustomOp3 for GraphConvOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-
-    fn var(dims: &[usize], seed: u64) -> Var {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
+    use candle_core::{DType, Var};
+    use haad_kernels::testing::{grads_of_weighted_sum, random_var as var, rel_max_diff as diff};
 
     /// The fused op against candle's generic products, value and every gradient, both
     /// product orders, with and without bias, f64 and f32, small and large (split) sizes.
@@ -234,46 +218,12 @@ mod tests {
                     if bias {
                         want = want.broadcast_add(&bb).unwrap();
                     }
-                    let scale = |t: &Tensor| {
-                        1.0 + t
-                            .abs()
-                            .unwrap()
-                            .max_all()
-                            .unwrap()
-                            .to_dtype(DType::F64)
-                            .unwrap()
-                            .to_scalar::<f64>()
-                            .unwrap()
-                    };
-                    let diff = |u: &Tensor, v: &Tensor| {
-                        (u - v)
-                            .unwrap()
-                            .abs()
-                            .unwrap()
-                            .max_all()
-                            .unwrap()
-                            .to_dtype(DType::F64)
-                            .unwrap()
-                            .to_scalar::<f64>()
-                            .unwrap()
-                            / scale(v)
-                    };
                     assert!(
                         diff(&y, &want) < tol,
                         "value {j} {b} {fi} {fo} {bias} {dtype:?}"
                     );
-                    let g1 = (y * r.as_tensor())
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .backward()
-                        .unwrap();
-                    let g2 = (want * r.as_tensor())
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .backward()
-                        .unwrap();
+                    let g1 = grads_of_weighted_sum(&y, &r);
+                    let g2 = grads_of_weighted_sum(&want, &r);
                     let mut vars = vec![(&x, "x"), (&a, "A"), (&w, "W")];
                     if bias {
                         vars.push((&bb, "b"));
@@ -285,7 +235,6 @@ mod tests {
                             "d{name} {j} {b} {fi} {fo} {bias} {dtype:?}"
                         );
                     }
-                    let _ = flat(&wb);
                 }
             }
         }

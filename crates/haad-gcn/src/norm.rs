@@ -380,34 +380,11 @@ impl CustomOp3 for NormTanh {
 mod tests {
     use super::*;
     use candle_core::{DType, Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use haad_kernels::testing::{assert_close as close, grads_of_weighted_sum, uniform, values};
 
     fn random(dims: (usize, usize, usize), seed: u64, scale: f64) -> Var {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = dims.0 * dims.1 * dims.2;
-        let v: Vec<f64> = (0..n)
-            .map(|_| scale * rng.random_range(-1.0..1.0))
-            .collect();
+        let v = uniform(dims.0 * dims.1 * dims.2, seed, scale);
         Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
-
-    fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}");
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + y.abs()),
-                "{what} [{i}]: {x} vs {y}"
-            );
-        }
     }
 
     /// The fused op against candle's generic operations (batch statistics, tanh, residual),
@@ -437,8 +414,8 @@ mod tests {
                                 let xc = x.broadcast_sub(&mean).unwrap();
                                 let var = xc.sqr().unwrap().mean_keepdim(1).unwrap();
                                 let (m, v) = stats.clone().unwrap();
-                                close(&m, &flat(&mean), tol, "mean");
-                                close(&v, &flat(&var), tol, "var");
+                                close(&m, &values(&mean), tol, "mean");
+                                close(&v, &values(&var), tol, "var");
                                 let xh = xc
                                     .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
                                     .unwrap();
@@ -452,26 +429,16 @@ mod tests {
                             want = (want + r).unwrap();
                         }
                         let what = format!("{dims:?} {dtype:?} {scale:?} residual {with_res}");
-                        close(&flat(&y), &flat(&want), tol, &format!("y {what}"));
-                        let g1 = (y * w.as_tensor())
-                            .unwrap()
-                            .sum_all()
-                            .unwrap()
-                            .backward()
-                            .unwrap();
-                        let g2 = (want * w.as_tensor())
-                            .unwrap()
-                            .sum_all()
-                            .unwrap()
-                            .backward()
-                            .unwrap();
+                        close(&values(&y), &values(&want), tol, &format!("y {what}"));
+                        let g1 = grads_of_weighted_sum(&y, &w);
+                        let g2 = grads_of_weighted_sum(&want, &w);
                         let mut vars = vec![(&x, "dx"), (&st, "dst")];
                         if with_res {
                             vars.push((&res, "dr"));
                         }
                         for (v, name) in vars {
-                            let a = flat(g1.get(v.as_tensor()).unwrap());
-                            let b = flat(g2.get(v.as_tensor()).unwrap());
+                            let a = values(g1.get(v.as_tensor()).unwrap());
+                            let b = values(g2.get(v.as_tensor()).unwrap());
                             close(&a, &b, tol * 10.0, &format!("{name} {what}"));
                         }
                     }

@@ -14,6 +14,8 @@ mod linear;
 mod math;
 mod matmul;
 mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod threads;
 
 pub use gemm::{gemm, Element, MatRef};

@@ -127,42 +127,8 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-
-    fn var(dims: &[usize], seed: u64) -> Var {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Var::from_tensor(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-        let d: f64 = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        let s: f64 = b
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        d / (1.0 + s)
-    }
+    use crate::testing::{grads_of_weighted_sum, random_var as var, rel_max_diff as max_rel};
+    use candle_core::{DType, Var};
 
     /// Value and every gradient against candle's `matmul` + `broadcast_add`, on a 3-D input,
     /// small and large (split) sizes, f64 and f32.
@@ -183,18 +149,8 @@ mod tests {
                     .broadcast_add(&b)
                     .unwrap();
                 assert!(max_rel(&y, &want) < tol, "value {dtype:?}");
-                let g1 = (y * r.as_tensor())
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
-                let g2 = (want * r.as_tensor())
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .backward()
-                    .unwrap();
+                let g1 = grads_of_weighted_sum(&y, &r);
+                let g2 = grads_of_weighted_sum(&want, &r);
                 for (v, name) in [(&x, "dx"), (&w, "dW"), (&b, "db")] {
                     let e = max_rel(g1.get(v).unwrap(), g2.get(v).unwrap());
                     assert!(e < tol * 10.0, "{name} {dtype:?}: {e}");

@@ -143,34 +143,22 @@ impl CustomOp2 for MatMul {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_close, grads_of_weighted_sum, random_var, values};
     use candle_core::{DType, Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
 
     fn random(dims: &[usize], seed: u64) -> Tensor {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+        random_var(dims, seed).as_tensor().clone()
+    }
+
+    fn close(got: &[f64], want: &[f64], tol: f64) {
+        assert_close(got, want, tol, "element")
     }
 
     /// The product by the definition, in f64, on contiguous copies.
     fn brute(a: &Tensor, b: &Tensor) -> Vec<f64> {
         let r = a.rank();
         let (m, k, n) = (a.dims()[r - 2], a.dims()[r - 1], b.dims()[r - 1]);
-        let av: Vec<f64> = a
-            .to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let bv: Vec<f64> = b
-            .to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let (av, bv) = (values(a), values(b));
         let batches = av.len() / (m * k).max(1);
         let mut out = vec![0.0; batches * m * n];
         for s in 0..batches {
@@ -183,25 +171,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(t: &Tensor) -> Vec<f64> {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    }
-
-    fn close(got: &[f64], want: &[f64], tol: f64) {
-        assert_eq!(got.len(), want.len());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= tol * (1.0 + w.abs()),
-                "element {i}: {g} vs {w}"
-            );
-        }
     }
 
     #[test]
@@ -271,12 +240,7 @@ mod tests {
                 .to_scalar()
                 .unwrap()
         };
-        let grads = (matmul(a.as_tensor(), b.as_tensor()).unwrap() * &w)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let grads = grads_of_weighted_sum(&matmul(a.as_tensor(), b.as_tensor()).unwrap(), &w);
         for (var, other, first) in [(&a, &b, true), (&b, &a, false)] {
             let g = values(grads.get(var.as_tensor()).unwrap());
             let base = values(var.as_tensor());

@@ -241,15 +241,15 @@ impl Adam {
                 .collect::<Result<_>>()?
         };
         for (i, ((_, var), done)) in self.vars.iter().zip(fused).enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
             if let Some((theta, m, v)) = done {
                 var.set(&theta)?;
                 self.m[i] = m;
                 self.v[i] = v;
                 continue;
             }
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             // Gradients may carry the forward graph's history; the moments must not, or every
             // step would keep all earlier graphs alive.
             let theta = var.as_tensor().detach();

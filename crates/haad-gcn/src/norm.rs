@@ -87,9 +87,10 @@ struct NormTanh {
 
 /// A size for the threading rule, in the matrix-product FLOPs that take as long
 /// ([`haad_kernels::PARALLEL_MIN_FLOPS`] is counted in those): the statistics, the scale and
-/// the `tanh` take about 1.8 ns a value on one core (perf: the forward was 14 % of a 21 ms
-/// training step at batch 72, nine calls on 184,320 values), as long as about 256 FLOPs of a
-/// product. Batch 72 is split across threads, the trainer's default batch of 30 is not.
+/// the `tanh` take about 1.4 ns a value on one core (perf: the forward was 14 % of a 16.9 ms
+/// training step at batch 72, nine calls on 184,320 values), as long as about 300 FLOPs of a
+/// product at one core's 214 GFLOP/s; counted as 256. Batch 72 is split across threads, the
+/// trainer's default batch of 30 is not.
 fn work(n: usize) -> usize {
     256 * n
 }

@@ -3,8 +3,11 @@
 
 use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{Init, VarBuilder};
-use rand::{rngs::SmallRng, RngCore, SeedableRng};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+use std::sync::Arc;
+
+use crate::attention::attention;
 use crate::config::ValidConfig;
 use crate::error::{DiffusionError, Result};
 use crate::init::WEIGHT_INIT;
@@ -34,25 +37,24 @@ impl Dropout {
         Self { p: 0.0, rng: None }
     }
 
-    fn apply(&mut self, x: &Tensor) -> Result<Tensor> {
+    /// The next `n` mask entries: each 0 (dropped, probability p) or 1 / (1 - p); `None` when
+    /// dropout is off. The generator fills a block of uniform u32s at once (two per draw of
+    /// its 64-bit state) and the comparison runs over the block, which vectorises.
+    fn mask(&mut self, n: usize) -> Option<Arc<[f32]>> {
         match self.rng.as_mut() {
             Some(rng) if self.p > 0.0 => {
                 let keep = 1.0 / (1.0 - self.p);
                 // An entry is dropped when a uniform u32 falls below p 2^32.
-                let threshold = (self.p as f64 * 4_294_967_296.0) as u64;
-                let mask: Vec<f32> = (0..x.elem_count())
-                    .map(|_| {
-                        if (rng.next_u32() as u64) < threshold {
-                            0.0
-                        } else {
-                            keep
-                        }
-                    })
+                let threshold = (self.p as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+                let mut bits = vec![0u32; n];
+                rng.fill(&mut bits[..]);
+                let mask: Vec<f32> = bits
+                    .iter()
+                    .map(|&r| if r < threshold { 0.0 } else { keep })
                     .collect();
-                let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-                Ok(x.mul(&mask)?)
+                Some(mask.into())
             }
-            _ => Ok(x.clone()),
+            _ => None,
         }
     }
 }
@@ -139,7 +141,8 @@ impl Stylization {
         let scale = (e.narrow(D::Minus1, 0, self.d)? + 1.0)?;
         let shift = e.narrow(D::Minus1, self.d, self.d)?;
         let h = ops::scale_shift(&self.norm.forward(y)?, &scale, &shift)?;
-        let h = drop.apply(&ops::silu(&h)?)?;
+        let mask = drop.mask(h.elem_count());
+        let h = ops::silu(&h, mask)?;
         Ok(self.out.forward(&h)?)
     }
 }
@@ -168,22 +171,12 @@ impl SelfAttention {
 
     fn forward(&self, x: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
         let (b, k, d) = x.dims3()?;
-        let dh = d / self.heads;
-        let xn = self.norm.forward(x)?;
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, k, self.heads, dh))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.q.forward(&xn)?)?;
-        let kk = split(self.k.forward(&xn)?)?;
-        let v = split(self.v.forward(&xn)?)?;
-        let att = (haad_kernels::matmul(&q, &kk.t()?)? / (dh as f64).sqrt())?;
-        let att = drop.apply(&ops::softmax_last_dim(&att)?)?;
-        let y = haad_kernels::matmul(&att, &v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, k, d))?;
+        let xn = self.norm.forward(x)?.reshape((b * k, d))?;
+        // One product for q, k and v: [B K, 3d].
+        let w = Tensor::cat(&[self.q.weight(), self.k.weight(), self.v.weight()], 0)?;
+        let qkv = haad_kernels::matmul(&xn, &w.t()?)?;
+        let mask = drop.mask(b * self.heads * k * k);
+        let y = attention(&qkv, k, self.heads, mask)?;
         Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
     }
 }
@@ -206,7 +199,9 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
-        let h = drop.apply(&ops::gelu(&self.lin1.forward(x)?)?)?;
+        let h = self.lin1.forward(x)?;
+        let mask = drop.mask(h.elem_count());
+        let h = ops::gelu(&h, mask)?;
         let y = self.lin2.forward(&h)?;
         Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
     }
@@ -334,9 +329,9 @@ impl Denoiser {
         let temb = timestep_embedding(t, self.cfg.d_model, x.device())?;
         let emb = (self
             .time2
-            .forward(&ops::silu(&self.time1.forward(&temb)?)?)?
+            .forward(&ops::silu(&self.time1.forward(&temb)?, None)?)?
             + self.cond_embed.forward(&cond.reshape((b, k * f))?)?)?;
-        let silu_emb = ops::silu(&emb)?;
+        let silu_emb = ops::silu(&emb, None)?;
         let half = self.layers.len() / 2;
         let mut skips = Vec::with_capacity(half);
         for (i, layer) in self.layers.iter().enumerate() {
@@ -360,6 +355,22 @@ impl Denoiser {
 mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
+
+    #[test]
+    fn dropout_masks_drop_p_and_rescale_the_rest() {
+        let n = 100_000;
+        let m = Dropout::new(0.2, Some(7)).mask(n).unwrap();
+        assert_eq!(m.len(), n);
+        assert!(m.iter().all(|&v| v == 0.0 || v == 1.25));
+        // Binomial(n, 0.2): standard deviation of the fraction 0.0013.
+        let dropped = m.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+        assert!((dropped - 0.2).abs() < 0.006, "dropped {dropped}");
+        let mut d = Dropout::new(0.2, Some(7));
+        assert_eq!(d.mask(n).unwrap(), m, "same seed, same mask");
+        assert_ne!(d.mask(64).unwrap()[..], m[..64], "the stream moves on");
+        assert!(Dropout::off().mask(8).is_none());
+        assert!(Dropout::new(0.0, Some(1)).mask(8).is_none());
+    }
 
     #[test]
     fn timestep_embedding_by_hand() {

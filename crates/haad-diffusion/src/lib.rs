@@ -45,6 +45,7 @@
 //! # Ok::<(), haad_diffusion::DiffusionError>(())
 //! ```
 
+mod attention;
 pub mod augment;
 pub mod config;
 pub mod denoiser;

@@ -6,7 +6,10 @@
 //! training step those passes cost more than the matrix products. Here each operation is one
 //! pass forward and one backward, on f32 or f64 CPU tensors. On other devices and dtypes the
 //! functions fall back to candle's own differentiable forms (`ops::layer_norm_slow`,
-//! `ops::softmax`, `gelu_erf`, `silu`, broadcast arithmetic), so the results agree everywhere.
+//! `gelu_erf`, `silu`, broadcast arithmetic), so the results agree everywhere. Softmax lives
+//! inside the attention operation (`attention.rs`), which uses this file's row helpers.
+
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use haad_kernels::{common_dtype, contiguous, dtype_of, into_storage, is_float, with_float};
@@ -63,30 +66,42 @@ pub fn scale_shift(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
     x3.apply_op2(&st, ScaleShift)?.reshape(x.shape())
 }
 
-/// Softmax over the last dimension.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if fused(x) {
-        x.contiguous()?.apply_op1(Softmax)
-    } else {
-        candle_nn::ops::softmax(x, D::Minus1)
-    }
+/// GELU in its exact form `x Phi(x)` (PyTorch's `nn.GELU()`), Phi the standard normal CDF,
+/// then dropout: each value times its entry of `mask` (same element count as `x`, entries 0 or
+/// 1 / (1 - p)), `None` for none. Dropout inside the operation saves the graph a product node
+/// (and its backward) per use.
+pub fn gelu(x: &Tensor, mask: Option<Arc<[f32]>>) -> Result<Tensor> {
+    activation(x, Unary::Gelu, mask, |x| x.gelu_erf())
 }
 
-/// GELU in its exact form `x Phi(x)` (PyTorch's `nn.GELU()`), Phi the standard normal CDF.
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if fused(x) {
-        x.contiguous()?.apply_op1(Unary::Gelu)
-    } else {
-        x.gelu_erf()
-    }
+/// SiLU, `x sigmoid(x)`, then dropout as for [`gelu`].
+pub fn silu(x: &Tensor, mask: Option<Arc<[f32]>>) -> Result<Tensor> {
+    activation(x, Unary::Silu, mask, |x| x.silu())
 }
 
-/// SiLU, `x sigmoid(x)`.
-pub fn silu(x: &Tensor) -> Result<Tensor> {
+fn activation(
+    x: &Tensor,
+    kind: Unary,
+    mask: Option<Arc<[f32]>>,
+    generic: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if let Some(m) = &mask {
+        if m.len() != x.elem_count() {
+            candle_core::bail!(
+                "{}: dropout mask of {} values for {:?}",
+                kind.label(),
+                m.len(),
+                x.dims()
+            );
+        }
+    }
     if fused(x) {
-        x.contiguous()?.apply_op1(Unary::Silu)
-    } else {
-        x.silu()
+        return x.contiguous()?.apply_op1(Activation { kind, mask });
+    }
+    let y = generic(x)?;
+    match mask {
+        Some(m) => y.mul(&Tensor::from_slice(&m, x.shape(), x.device())?.to_dtype(x.dtype())?),
+        None => Ok(y),
     }
 }
 
@@ -102,6 +117,11 @@ impl Linear {
     /// The layer `x W^T + b`.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self { weight, bias }
+    }
+
+    /// The weight W, `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
     }
 }
 
@@ -128,7 +148,7 @@ fn fused(x: &Tensor) -> bool {
 }
 
 /// The float types the kernels run in; f32 kernels compute in f32, f64 in f64.
-trait Float: haad_kernels::Element {
+pub(crate) trait Float: haad_kernels::Element {
     fn f(v: f64) -> Self;
     fn to(self) -> f64;
     fn exp(self) -> Self;
@@ -489,81 +509,24 @@ impl CustomOp1 for GroupSum {
     }
 }
 
-fn softmax_rows<T: Float>(x: &[T], d: usize, out: &mut [T]) {
-    by_rows(out, d, 24, |r0, out| {
-        let x = &x[r0 * d..r0 * d + out.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let max = xr.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
-            let max = T::f(max);
-            for (y, &v) in yr.iter_mut().zip(xr) {
-                *y = (v - max).exp();
-            }
-            let inv = T::f(1.0 / lane_sum(d, |i| yr[i].to()));
-            for y in yr.iter_mut() {
-                *y *= inv;
-            }
-        }
-    });
-}
-
-/// dx = y (g - sum(g y)) per row.
-fn softmax_grad_rows<T: Float>(y: &[T], g: &[T], d: usize, out: &mut [T]) {
-    by_rows(out, d, 6, |r0, out| {
-        let range = r0 * d..r0 * d + out.len();
-        let (y, g) = (&y[range.clone()], &g[range]);
-        for ((yr, gr), or) in y
-            .chunks_exact(d)
-            .zip(g.chunks_exact(d))
-            .zip(out.chunks_exact_mut(d))
-        {
-            let dot = T::f(lane_sum(d, |i| yr[i].to() * gr[i].to()));
-            for ((o, &a), &b) in or.iter_mut().zip(yr).zip(gr) {
-                *o = a * (b - dot);
-            }
-        }
-    });
-}
-
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "haad-softmax"
+/// Softmax of one row, in place: `exp(x - max) / sum`, the sum in f64.
+#[inline(always)]
+pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
+    let max = row.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
+    let max = T::f(max);
+    for y in row.iter_mut() {
+        *y = (*y - max).exp();
     }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l)?;
-        let out = dispatch!(self.name(), s, l, |x, out| softmax_rows(x, d, &mut out));
-        Ok((out, l.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?,
-        ))
+    let inv = T::f(1.0 / lane_sum(row.len(), |i| row[i].to()));
+    for y in row.iter_mut() {
+        *y *= inv;
     }
 }
 
-struct SoftmaxGrad;
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "haad-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l1)?;
-        let out = dispatch!(self.name(), s1, l1, s2, l2, |y, g, out| {
-            softmax_grad_rows(y, g, d, &mut out)
-        });
-        Ok((out, l1.shape().clone()))
-    }
+/// `sum a[i] b[i]` of two rows, accumulated in f64.
+#[inline(always)]
+pub(crate) fn row_dot<T: Float>(a: &[T], b: &[T]) -> T {
+    T::f(lane_sum(a.len().min(b.len()), |i| a[i].to() * b[i].to()))
 }
 
 /// Element-wise activations: value and derivative.
@@ -611,26 +574,70 @@ impl Unary {
     }
 }
 
-impl CustomOp1 for Unary {
+/// An activation, then dropout by a mask.
+struct Activation {
+    kind: Unary,
+    mask: Option<Arc<[f32]>>,
+}
+
+/// `out[i] = f(x[i]) m[i]` (or `f(x[i])` without a mask) over one block of values.
+#[inline(always)]
+fn map_masked<T: Float>(out: &mut [T], x: &[T], m: Option<&[f32]>, f: impl Fn(T) -> T) {
+    match m {
+        None => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = f(v);
+            }
+        }
+        Some(m) => {
+            for ((o, &v), &mv) in out.iter_mut().zip(x).zip(m) {
+                *o = f(v) * T::f(mv as f64);
+            }
+        }
+    }
+}
+
+/// `out[i] = f'(x[i]) (g[i] m[i])` over one block of values.
+#[inline(always)]
+fn map_masked_grad<T: Float>(
+    out: &mut [T],
+    x: &[T],
+    g: &[T],
+    m: Option<&[f32]>,
+    df: impl Fn(T) -> T,
+) {
+    match m {
+        None => {
+            for ((o, &v), &gv) in out.iter_mut().zip(x).zip(g) {
+                *o = df(v) * gv;
+            }
+        }
+        Some(m) => {
+            for (((o, &v), &gv), &mv) in out.iter_mut().zip(x).zip(g).zip(m) {
+                *o = df(v) * (gv * T::f(mv as f64));
+            }
+        }
+    }
+}
+
+impl CustomOp1 for Activation {
     fn name(&self) -> &'static str {
-        self.label()
+        self.kind.label()
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let m = self.mask.as_deref();
+        let from = |i0: usize| m.map(|m| &m[i0..]);
         // One loop per activation, so that each loop vectorises.
-        let out = match self {
+        let out = match self.kind {
             Unary::Gelu => dispatch!(self.name(), s, l, |x, out| {
                 by_rows(&mut out, 1, 40, |i0, out| {
-                    for (o, &v) in out.iter_mut().zip(&x[i0..]) {
-                        *o = Unary::Gelu.value(v);
-                    }
+                    map_masked(out, &x[i0..], from(i0), |v| Unary::Gelu.value(v))
                 })
             }),
             Unary::Silu => dispatch!(self.name(), s, l, |x, out| {
                 by_rows(&mut out, 1, 30, |i0, out| {
-                    for (o, &v) in out.iter_mut().zip(&x[i0..]) {
-                        *o = Unary::Silu.value(v);
-                    }
+                    map_masked(out, &x[i0..], from(i0), |v| Unary::Silu.value(v))
                 })
             }),
         };
@@ -638,16 +645,20 @@ impl CustomOp1 for Unary {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad.contiguous()?,
-            &UnaryGrad(*self),
-        )?))
+        let op = ActivationGrad {
+            kind: self.kind,
+            mask: self.mask.clone(),
+        };
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
 }
 
-struct UnaryGrad(Unary);
+struct ActivationGrad {
+    kind: Unary,
+    mask: Option<Arc<[f32]>>,
+}
 
-impl CustomOp2 for UnaryGrad {
+impl CustomOp2 for ActivationGrad {
     fn name(&self) -> &'static str {
         "haad-activation-grad"
     }
@@ -659,19 +670,21 @@ impl CustomOp2 for UnaryGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match self.0 {
+        let m = self.mask.as_deref();
+        let from = |i0: usize| m.map(|m| &m[i0..]);
+        let out = match self.kind {
             Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
                 by_rows(&mut out, 1, 50, |i0, out| {
-                    for ((o, &v), &gv) in out.iter_mut().zip(&x[i0..]).zip(&g[i0..]) {
-                        *o = Unary::Gelu.derivative(v) * gv;
-                    }
+                    map_masked_grad(out, &x[i0..], &g[i0..], from(i0), |v| {
+                        Unary::Gelu.derivative(v)
+                    })
                 })
             }),
             Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
                 by_rows(&mut out, 1, 30, |i0, out| {
-                    for ((o, &v), &gv) in out.iter_mut().zip(&x[i0..]).zip(&g[i0..]) {
-                        *o = Unary::Silu.derivative(v) * gv;
-                    }
+                    map_masked_grad(out, &x[i0..], &g[i0..], from(i0), |v| {
+                        Unary::Silu.derivative(v)
+                    })
                 })
             }),
         };
@@ -772,24 +785,42 @@ mod tests {
     }
 
     #[test]
-    fn softmax_matches_the_generic_form() {
+    fn gelu_matches_the_generic_form() {
+        // candle's GELU gradient rounds 1 / sqrt(2 pi) to 0.398942 (2.8e-7 off).
+        check(|x| gelu(x, None), |x| x.gelu_erf(), 1e-6, 2e-6);
+        let m = mask(37 * 19, 5);
+        let times =
+            |y: Tensor| y.mul(&Tensor::from_slice(&m, y.shape(), y.device())?.to_dtype(y.dtype())?);
         check(
-            softmax_last_dim,
-            |x| candle_nn::ops::softmax(x, D::Minus1),
-            1e-10,
+            |x| gelu(x, Some(m.clone())),
+            |x| times(x.gelu_erf()?),
             1e-6,
+            3e-6,
         );
     }
 
     #[test]
-    fn gelu_matches_the_generic_form() {
-        // candle's GELU gradient rounds 1 / sqrt(2 pi) to 0.398942 (2.8e-7 off).
-        check(gelu, |x| x.gelu_erf(), 1e-6, 2e-6);
+    fn silu_matches_the_generic_form() {
+        check(|x| silu(x, None), |x| x.silu(), 1e-10, 2e-6);
+        let m = mask(37 * 19, 6);
+        let times =
+            |y: Tensor| y.mul(&Tensor::from_slice(&m, y.shape(), y.device())?.to_dtype(y.dtype())?);
+        check(
+            |x| silu(x, Some(m.clone())),
+            |x| times(x.silu()?),
+            1e-10,
+            3e-6,
+        );
+        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(silu(&x, Some(mask(5, 7))).is_err());
     }
 
-    #[test]
-    fn silu_matches_the_generic_form() {
-        check(silu, |x| x.silu(), 1e-10, 2e-6);
+    /// A dropout mask of `n` entries, 0 or 1 / (1 - 0.3).
+    fn mask(n: usize, seed: u64) -> Arc<[f32]> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
+            .collect()
     }
 
     fn randn64(dims: &[usize], seed: u64) -> Var {

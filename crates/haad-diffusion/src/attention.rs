@@ -1,0 +1,464 @@
+//! The core of multi-head self-attention as one operation with its backward pass.
+//!
+//! Written with candle's generic operations, the denoiser's attention is about twenty graph
+//! nodes per layer (splitting q, k and v into heads, transposes and copies, the two batched
+//! products, scaling, softmax, dropout, merging the heads back), and candle's backward pass
+//! clears and adds a gradient the size of each node's input: at the `small` size that
+//! bookkeeping cost more than the products. Here the whole core, from the packed projections
+//! to the merged heads, is one node: per clip and head, `S = q k^T / sqrt(dh)`, `P = softmax(S)`
+//! by rows, dropout `P' = P * M` and `y = P' v`, written straight into the clip's rows. The
+//! backward pass recomputes `P` (the token count K is small) instead of keeping it.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+use haad_kernels::{common_dtype, contiguous, dtype_of, into_storage, with_float};
+
+use crate::ops::{self, softmax_in_place, Float};
+
+/// Self-attention of `tokens` tokens per clip over `qkv` `[B K, 3 d]` (or `[B, K, 3 d]`): each
+/// token's query, key and value projections side by side, head h in columns `h dh .. (h + 1) dh`
+/// of each (dh = d / `heads`). Returns the heads' outputs merged, `[B, K, d]`:
+/// `y_h = (softmax(q_h k_h^T / sqrt(dh)) * M_h) v_h`. `mask` is the dropout mask M
+/// `[B, heads, K, K]` (entries 0 or 1 / (1 - p), row-major), `None` for none.
+///
+/// f32 and f64 CPU tensors run the fused kernel; other devices and dtypes candle's own
+/// operations (the same computation, node by node).
+pub fn attention(
+    qkv: &Tensor,
+    tokens: usize,
+    heads: usize,
+    mask: Option<Arc<[f32]>>,
+) -> Result<Tensor> {
+    let dims = AttentionDims::of(qkv, tokens, heads)?;
+    if let Some(m) = &mask {
+        if m.len() != dims.batch * heads * tokens * tokens {
+            candle_core::bail!(
+                "attention: dropout mask of {} values for [{}, {heads}, {tokens}, {tokens}]",
+                m.len(),
+                dims.batch
+            );
+        }
+    }
+    if qkv.device().is_cpu() && haad_kernels::is_float(qkv.dtype()) {
+        qkv.contiguous()?.apply_op1(Attention { dims, mask })
+    } else {
+        attention_generic(qkv, &dims, mask.as_deref())
+    }
+}
+
+/// The batch B, tokens K, heads H, head width dh and model width d = H dh.
+#[derive(Clone, Copy, Debug)]
+struct AttentionDims {
+    batch: usize,
+    tokens: usize,
+    heads: usize,
+    dh: usize,
+    d: usize,
+}
+
+impl AttentionDims {
+    fn of(qkv: &Tensor, tokens: usize, heads: usize) -> Result<Self> {
+        let width = qkv.dim(D::Minus1)?;
+        let n = qkv.elem_count();
+        if tokens == 0 || heads == 0 || width == 0 || width % (3 * heads) != 0 {
+            candle_core::bail!(
+                "attention: last dimension {width} of {:?} is not 3 d with d a multiple of \
+                 {heads} heads (and {tokens} tokens)",
+                qkv.dims()
+            );
+        }
+        if n % (tokens * width) != 0 {
+            candle_core::bail!(
+                "attention: {:?} is not a whole number of clips of {tokens} tokens",
+                qkv.dims()
+            );
+        }
+        let d = width / 3;
+        Ok(Self {
+            batch: n / (tokens * width),
+            tokens,
+            heads,
+            dh: d / heads,
+            d,
+        })
+    }
+
+    fn scale(&self) -> f64 {
+        1.0 / (self.dh as f64).sqrt()
+    }
+
+    /// Floating-point operations of one pass (products and softmax), for the threading rule.
+    fn flops(&self) -> usize {
+        self.batch * self.heads * self.tokens * self.tokens * (4 * self.dh + 32)
+    }
+}
+
+/// The same computation in candle's generic operations: the fallback on other devices and
+/// the reference of the tests.
+fn attention_generic(qkv: &Tensor, a: &AttentionDims, mask: Option<&[f32]>) -> Result<Tensor> {
+    let (b, k, h, dh, d) = (a.batch, a.tokens, a.heads, a.dh, a.d);
+    let qkv = qkv.reshape((b, k, 3 * d))?;
+    let split = |i: usize| -> Result<Tensor> {
+        qkv.narrow(2, i * d, d)?
+            .reshape((b, k, h, dh))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let (q, kk, v) = (split(0)?, split(1)?, split(2)?);
+    let att = (q.matmul(&kk.t()?)? * a.scale())?;
+    let mut att = candle_nn::ops::softmax(&att, D::Minus1)?;
+    if let Some(m) = mask {
+        let m = Tensor::from_slice(m, att.shape(), att.device())?.to_dtype(att.dtype())?;
+        att = att.mul(&m)?;
+    }
+    att.matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, k, d))
+}
+
+struct Attention {
+    dims: AttentionDims,
+    mask: Option<Arc<[f32]>>,
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "haad-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let a = self.dims;
+        let mask = self.mask.as_deref();
+        let out = with_float!(dtype_of(s), self.name(), |T| {
+            let qkv = contiguous::<T>(s, l, self.name())?;
+            let mut y = vec![T::f(0.0); a.batch * a.tokens * a.d];
+            let rows = a.tokens * 3 * a.d;
+            haad_kernels::for_each_chunk(&mut y, a.tokens * a.d, a.flops(), |b, yb| {
+                forward_clip(&qkv[b * rows..][..rows], &a, b, mask, yb)
+            });
+            into_storage(y)
+        });
+        Ok((out, Shape::from((a.batch, a.tokens, a.d))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.contiguous()?;
+        let dqkv = arg.apply_op2_no_bwd(
+            &g,
+            &AttentionGrad {
+                dims: self.dims,
+                mask: self.mask.clone(),
+            },
+        )?;
+        Ok(Some(dqkv.reshape(arg.shape())?))
+    }
+}
+
+/// dL/dqkv `[B K, 3 d]` from qkv and dL/dy `[B, K, d]`.
+struct AttentionGrad {
+    dims: AttentionDims,
+    mask: Option<Arc<[f32]>>,
+}
+
+impl CustomOp2 for AttentionGrad {
+    fn name(&self) -> &'static str {
+        "haad-attention-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = self.dims;
+        if l2.shape().elem_count() != a.batch * a.tokens * a.d {
+            candle_core::bail!("{}: gradient {:?} for {a:?}", self.name(), l2.dims());
+        }
+        let mask = self.mask.as_deref();
+        let out = with_float!(common_dtype(&[s1, s2], self.name())?, self.name(), |T| {
+            let qkv = contiguous::<T>(s1, l1, self.name())?;
+            let g = contiguous::<T>(s2, l2, self.name())?;
+            let mut dqkv = vec![T::f(0.0); qkv.len()];
+            let row = a.tokens * 3 * a.d;
+            let grow = a.tokens * a.d;
+            haad_kernels::for_each_chunk(&mut dqkv, row, 3 * a.flops(), |b, out| {
+                backward_clip(
+                    &qkv[b * row..][..row],
+                    &g[b * grow..][..grow],
+                    &a,
+                    b,
+                    mask,
+                    out,
+                )
+            });
+            into_storage(dqkv)
+        });
+        Ok((out, Shape::from((a.batch * a.tokens, 3 * a.d))))
+    }
+}
+
+/// `sum a[i] b[i]` over eight partial sums (vectorises; the order does not depend on threads).
+#[inline(always)]
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::f(0.0); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::f(0.0), |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+/// `out = sum_r c(r) rows[r]` over the `dh`-wide rows of `rows`.
+#[inline(always)]
+fn combine<T: Float>(rows: &[T], dh: usize, c: impl Fn(usize) -> T, out: &mut [T]) {
+    out.fill(T::f(0.0));
+    for (r, row) in rows.chunks_exact(dh).enumerate() {
+        let cr = c(r);
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += cr * v;
+        }
+    }
+}
+
+/// One clip's q, k and v of one head, each `[K, dh]` and contiguous, and the work rows the
+/// passes need (P and dS, `[K, K]`).
+struct Head<T> {
+    q: Vec<T>,
+    k: Vec<T>,
+    v: Vec<T>,
+    p: Vec<T>,
+    ds: Vec<T>,
+}
+
+impl<T: Float> Head<T> {
+    fn new(a: &AttentionDims) -> Self {
+        let (kd, kk) = (a.tokens * a.dh, a.tokens * a.tokens);
+        let z = || vec![T::f(0.0); kd];
+        Self {
+            q: z(),
+            k: z(),
+            v: z(),
+            p: vec![T::f(0.0); kk],
+            ds: vec![T::f(0.0); kk],
+        }
+    }
+
+    /// Loads head `h` of clip `b` (its rows of `qkv`, `[K, 3 d]`) and computes
+    /// P = softmax(q k^T scale) by rows.
+    fn load(&mut self, clip: &[T], a: &AttentionDims, h: usize) {
+        let (dh, d) = (a.dh, a.d);
+        for (i, row) in clip.chunks_exact(3 * d).enumerate() {
+            let at = |part: usize| &row[part * d + h * dh..][..dh];
+            self.q[i * dh..(i + 1) * dh].copy_from_slice(at(0));
+            self.k[i * dh..(i + 1) * dh].copy_from_slice(at(1));
+            self.v[i * dh..(i + 1) * dh].copy_from_slice(at(2));
+        }
+        let scale = T::f(a.scale());
+        for (qi, prow) in self
+            .q
+            .chunks_exact(dh)
+            .zip(self.p.chunks_exact_mut(a.tokens))
+        {
+            for (s, kj) in prow.iter_mut().zip(self.k.chunks_exact(dh)) {
+                *s = dot(qi, kj) * scale;
+            }
+            softmax_in_place(prow);
+        }
+    }
+}
+
+/// The mask of clip `b`, head `h`, `[K, K]`.
+fn mask_of<'m>(
+    mask: Option<&'m [f32]>,
+    a: &AttentionDims,
+    b: usize,
+    h: usize,
+) -> Option<&'m [f32]> {
+    let kk = a.tokens * a.tokens;
+    mask.map(|m| &m[(b * a.heads + h) * kk..][..kk])
+}
+
+/// y `[K, d]` of clip `b` from its rows of qkv `[K, 3 d]`.
+fn forward_clip<T: Float>(
+    clip: &[T],
+    a: &AttentionDims,
+    b: usize,
+    mask: Option<&[f32]>,
+    y: &mut [T],
+) {
+    let (k, dh, d) = (a.tokens, a.dh, a.d);
+    let mut w = Head::new(a);
+    for h in 0..a.heads {
+        w.load(clip, a, h);
+        if let Some(m) = mask_of(mask, a, b, h) {
+            for (v, &mv) in w.p.iter_mut().zip(m) {
+                *v *= T::f(mv as f64);
+            }
+        }
+        for i in 0..k {
+            let pi = &w.p[i * k..(i + 1) * k];
+            combine(&w.v, dh, |j| pi[j], &mut y[i * d + h * dh..][..dh]);
+        }
+    }
+}
+
+/// dL/dqkv `[K, 3 d]` of clip `b` from its rows of qkv and of dL/dy (`g`, `[K, d]`).
+fn backward_clip<T: Float>(
+    clip: &[T],
+    g: &[T],
+    a: &AttentionDims,
+    b: usize,
+    mask: Option<&[f32]>,
+    out: &mut [T],
+) {
+    let (k, dh, d) = (a.tokens, a.dh, a.d);
+    let scale = T::f(a.scale());
+    let mut w = Head::new(a);
+    let mut gh = vec![T::f(0.0); k * dh];
+    for h in 0..a.heads {
+        w.load(clip, a, h);
+        for (i, row) in g.chunks_exact(d).enumerate() {
+            gh[i * dh..(i + 1) * dh].copy_from_slice(&row[h * dh..][..dh]);
+        }
+        let m = mask_of(mask, a, b, h);
+        // dP' = g v^T, dP = dP' * M, dS = P (dP - sum(dP P)) scale; then P' = P * M.
+        for i in 0..k {
+            let gi = &gh[i * dh..(i + 1) * dh];
+            let row = &mut w.ds[i * k..(i + 1) * k];
+            for (j, (v, vj)) in row.iter_mut().zip(w.v.chunks_exact(dh)).enumerate() {
+                let dpm = dot(gi, vj);
+                *v = match m {
+                    Some(m) => dpm * T::f(m[i * k + j] as f64),
+                    None => dpm,
+                };
+            }
+            let pr = &mut w.p[i * k..(i + 1) * k];
+            let s = ops::row_dot(pr, row);
+            for (v, &pv) in row.iter_mut().zip(pr.iter()) {
+                *v = pv * (*v - s) * scale;
+            }
+            if let Some(m) = m {
+                for (pv, &mv) in pr.iter_mut().zip(&m[i * k..(i + 1) * k]) {
+                    *pv *= T::f(mv as f64);
+                }
+            }
+        }
+        // dq_i = sum_j dS_ij k_j, dk_j = sum_i dS_ij q_i, dv_j = sum_i P'_ij g_i.
+        for (i, row) in out.chunks_exact_mut(3 * d).enumerate() {
+            let (dq, rest) = row[h * dh..].split_at_mut(d);
+            combine(&w.k, dh, |j| w.ds[i * k + j], &mut dq[..dh]);
+            let (dk, dv) = rest.split_at_mut(d);
+            combine(&w.q, dh, |r| w.ds[r * k + i], &mut dk[..dh]);
+            combine(&gh, dh, |r| w.p[r * k + i], &mut dv[..dh]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    fn var(dims: &[usize], seed: u64) -> Var {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        Var::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    fn dropout_mask(n: usize, seed: u64) -> Arc<[f32]> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
+            .collect()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// Values and gradients (of a random linear functional of y) of the fused kernel agree with
+    /// candle's generic operations in f64, with and without a dropout mask, and the f32 kernel
+    /// with the f64 values.
+    #[test]
+    fn matches_the_generic_form() {
+        let (b, k, heads, dh) = (3, 5, 2, 4);
+        let d = heads * dh;
+        let qkv = var(&[b * k, 3 * d], 1);
+        let r = var(&[b, k, d], 2);
+        for mask in [None, Some(dropout_mask(b * heads * k * k, 3))] {
+            let dims = AttentionDims::of(qkv.as_tensor(), k, heads).unwrap();
+            let fast = attention(qkv.as_tensor(), k, heads, mask.clone()).unwrap();
+            let slow = attention_generic(qkv.as_tensor(), &dims, mask.as_deref()).unwrap();
+            assert_eq!(fast.dims(), &[b, k, d]);
+            assert!(max_diff(&fast, &slow) < 1e-12, "{}", max_diff(&fast, &slow));
+            let grad = |y: &Tensor| {
+                let gs = (y * r.as_tensor()).unwrap().sum_all().unwrap().backward();
+                gs.unwrap().get(qkv.as_tensor()).unwrap().clone()
+            };
+            let (gf, gs) = (grad(&fast), grad(&slow));
+            assert_eq!(gf.dims(), qkv.dims());
+            assert!(max_diff(&gf, &gs) < 1e-12, "{}", max_diff(&gf, &gs));
+            let f32_y = attention(
+                &qkv.as_tensor().to_dtype(DType::F32).unwrap(),
+                k,
+                heads,
+                mask.clone(),
+            )
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap();
+            assert!(max_diff(&f32_y, &slow) < 1e-5);
+        }
+    }
+
+    /// One token per clip attends only to itself: y is its value whatever the queries and
+    /// keys, and no gradient reaches them.
+    #[test]
+    fn one_token_returns_its_value() {
+        let qkv = var(&[2, 1, 6], 4);
+        let y = attention(qkv.as_tensor(), 1, 2, None).unwrap();
+        let v = qkv.as_tensor().narrow(2, 4, 2).unwrap();
+        assert!(max_diff(&y, &v) < 1e-15);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f64> = g
+            .get(qkv.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (i, gv) in g.iter().enumerate() {
+            let want = if i % 6 >= 4 { 1.0 } else { 0.0 };
+            assert!((gv - want).abs() < 1e-12, "entry {i}: {gv}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_shapes_and_masks() {
+        let x = Tensor::zeros((4, 12), DType::F32, &Device::Cpu).unwrap();
+        assert!(attention(&x, 2, 5, None).is_err()); // 12 is not 3 d with d a multiple of 5
+        assert!(attention(&x, 3, 2, None).is_err()); // 4 rows are not clips of 3 tokens
+        assert!(attention(&x, 2, 2, Some(vec![1.0; 3].into())).is_err());
+        assert!(attention(&x, 2, 2, Some(vec![1.0; 16].into())).is_ok());
+    }
+}

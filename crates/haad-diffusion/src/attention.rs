@@ -6,13 +6,15 @@
 //! clears and adds a gradient the size of each node's input: at the `small` size that
 //! bookkeeping cost more than the products. Here the whole core, from the packed projections
 //! to the merged heads, is one node: per clip and head, `S = q k^T / sqrt(dh)`, `P = softmax(S)`
-//! by rows, dropout `P' = P * M` and `y = P' v`, written straight into the clip's rows. The
-//! backward pass recomputes `P` (the token count K is small) instead of keeping it.
+//! by rows, dropout `P' = P * M` and `y = P' v`, written straight into the clip's rows, the
+//! small products by `haad_kernels::gemm` on strided views of the packed rows (no copies).
+//! The backward pass recomputes `P` (the token count K is small) instead of keeping it. Clips
+//! are spread over the kernels' threads; each clip's numbers do not depend on the count.
 
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
-use haad_kernels::{common_dtype, contiguous, dtype_of, into_storage, with_float};
+use haad_kernels::{common_dtype, contiguous, dtype_of, gemm, into_storage, with_float, MatRef};
 
 use crate::ops::{self, softmax_in_place, Float};
 
@@ -89,11 +91,12 @@ impl AttentionDims {
     }
 
     /// The cost of the forward pass in the threading rule's unit (matrix-product FLOPs, about
-    /// 200 M a millisecond here). The kernel runs its small products (K x dh by dh x K) at
-    /// about a thirtieth of gemm's rate: at the `small` size (B = 64, K = 20, 4 heads of 32)
-    /// its 16 M FLOPs took 4 ms of a training step (perf, one thread), so they count 32 times.
+    /// 200 M a millisecond on one core here). Per clip and head the products are tiny
+    /// (K x dh by dh x K), and softmax and the copies come on top: at the `small` size (B = 64,
+    /// K = 20, 4 heads of 32) the forward pass took 0.84 ms and the backward 1.6 ms for 16 M
+    /// FLOPs (release build, one thread), so the FLOPs count 8 times (the backward 3 x that).
     fn flops(&self) -> usize {
-        32 * self.batch * self.heads * self.tokens * self.tokens * (4 * self.dh + 32)
+        8 * self.batch * self.heads * self.tokens * self.tokens * (4 * self.dh + 32)
     }
 }
 
@@ -204,81 +207,36 @@ impl CustomOp2 for AttentionGrad {
     }
 }
 
-/// `sum a[i] b[i]` over eight partial sums (vectorises; the order does not depend on threads).
-#[inline(always)]
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::f(0.0); 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(T::f(0.0), |s, (&x, &y)| s + x * y);
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().fold(tail, |s, &v| s + v)
+/// Head `h`'s part `part` (0: q, 1: k, 2: v) of a clip's rows `[K, 3 d]`, as a `[K, dh]`
+/// strided view; `g` rows `[K, d]` with `part` 0 and width `d` instead of `3 d`.
+fn view<'a, T>(
+    rows: &'a [T],
+    a: &AttentionDims,
+    width: usize,
+    part: usize,
+    h: usize,
+) -> MatRef<'a, T> {
+    MatRef::strided(&rows[part * a.d + h * a.dh..], a.tokens, a.dh, width, 1)
+        .expect("the view lies inside the clip's rows (checked shapes)")
 }
 
-/// `out = sum_r c(r) rows[r]` over the `dh`-wide rows of `rows`.
-#[inline(always)]
-fn combine<T: Float>(rows: &[T], dh: usize, c: impl Fn(usize) -> T, out: &mut [T]) {
-    out.fill(T::f(0.0));
-    for (r, row) in rows.chunks_exact(dh).enumerate() {
-        let cr = c(r);
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += cr * v;
-        }
-    }
+/// `a b` (small: one clip, one head) on this thread.
+fn product<T: Float>(a: MatRef<T>, b: MatRef<T>) -> Vec<T> {
+    gemm(a, b).expect("matching inner dimensions (checked shapes)")
 }
 
-/// One clip's q, k and v of one head, each `[K, dh]` and contiguous, and the work rows the
-/// passes need (P and dS, `[K, K]`).
-struct Head<T> {
-    q: Vec<T>,
-    k: Vec<T>,
-    v: Vec<T>,
-    p: Vec<T>,
-    ds: Vec<T>,
-}
-
-impl<T: Float> Head<T> {
-    fn new(a: &AttentionDims) -> Self {
-        let (kd, kk) = (a.tokens * a.dh, a.tokens * a.tokens);
-        let z = || vec![T::f(0.0); kd];
-        Self {
-            q: z(),
-            k: z(),
-            v: z(),
-            p: vec![T::f(0.0); kk],
-            ds: vec![T::f(0.0); kk],
+/// P = softmax(q k^T scale) `[K, K]` of head `h` of a clip's rows `[K, 3 d]`.
+fn probabilities<T: Float>(clip: &[T], a: &AttentionDims, h: usize) -> Vec<T> {
+    let w = 3 * a.d;
+    let mut p = product(view(clip, a, w, 0, h), view(clip, a, w, 1, h).t());
+    let scale = T::f(a.scale());
+    for row in p.chunks_exact_mut(a.tokens) {
+        for s in row.iter_mut() {
+            *s *= scale;
         }
+        softmax_in_place(row);
     }
-
-    /// Loads head `h` of clip `b` (its rows of `qkv`, `[K, 3 d]`) and computes
-    /// P = softmax(q k^T scale) by rows.
-    fn load(&mut self, clip: &[T], a: &AttentionDims, h: usize) {
-        let (dh, d) = (a.dh, a.d);
-        for (i, row) in clip.chunks_exact(3 * d).enumerate() {
-            let at = |part: usize| &row[part * d + h * dh..][..dh];
-            self.q[i * dh..(i + 1) * dh].copy_from_slice(at(0));
-            self.k[i * dh..(i + 1) * dh].copy_from_slice(at(1));
-            self.v[i * dh..(i + 1) * dh].copy_from_slice(at(2));
-        }
-        let scale = T::f(a.scale());
-        for (qi, prow) in self
-            .q
-            .chunks_exact(dh)
-            .zip(self.p.chunks_exact_mut(a.tokens))
-        {
-            for (s, kj) in prow.iter_mut().zip(self.k.chunks_exact(dh)) {
-                *s = dot(qi, kj) * scale;
-            }
-            softmax_in_place(prow);
-        }
-    }
+    p
 }
 
 /// The mask of clip `b`, head `h`, `[K, K]`.
@@ -292,6 +250,22 @@ fn mask_of<'m>(
     mask.map(|m| &m[(b * a.heads + h) * kk..][..kk])
 }
 
+/// `x *= m` entry by entry (a dropout mask).
+fn apply_mask<T: Float>(x: &mut [T], m: Option<&[f32]>) {
+    if let Some(m) = m {
+        for (v, &mv) in x.iter_mut().zip(m) {
+            *v *= T::f(mv as f64);
+        }
+    }
+}
+
+/// Writes a head's `[K, dh]` block into columns `c0 .. c0 + dh` of rows `width` wide.
+fn put<T: Float>(block: &[T], a: &AttentionDims, width: usize, c0: usize, rows: &mut [T]) {
+    for (src, dst) in block.chunks_exact(a.dh).zip(rows.chunks_exact_mut(width)) {
+        dst[c0..c0 + a.dh].copy_from_slice(src);
+    }
+}
+
 /// y `[K, d]` of clip `b` from its rows of qkv `[K, 3 d]`.
 fn forward_clip<T: Float>(
     clip: &[T],
@@ -300,19 +274,15 @@ fn forward_clip<T: Float>(
     mask: Option<&[f32]>,
     y: &mut [T],
 ) {
-    let (k, dh, d) = (a.tokens, a.dh, a.d);
-    let mut w = Head::new(a);
+    let (k, w) = (a.tokens, 3 * a.d);
     for h in 0..a.heads {
-        w.load(clip, a, h);
-        if let Some(m) = mask_of(mask, a, b, h) {
-            for (v, &mv) in w.p.iter_mut().zip(m) {
-                *v *= T::f(mv as f64);
-            }
-        }
-        for i in 0..k {
-            let pi = &w.p[i * k..(i + 1) * k];
-            combine(&w.v, dh, |j| pi[j], &mut y[i * d + h * dh..][..dh]);
-        }
+        let mut p = probabilities(clip, a, h);
+        apply_mask(&mut p, mask_of(mask, a, b, h));
+        let yh = product(
+            MatRef::new(&p, k, k).expect("[K, K]"),
+            view(clip, a, w, 2, h),
+        );
+        put(&yh, a, a.d, h * a.dh, y);
     }
 }
 
@@ -325,46 +295,34 @@ fn backward_clip<T: Float>(
     mask: Option<&[f32]>,
     out: &mut [T],
 ) {
-    let (k, dh, d) = (a.tokens, a.dh, a.d);
+    let (k, w, d) = (a.tokens, 3 * a.d, a.d);
     let scale = T::f(a.scale());
-    let mut w = Head::new(a);
-    let mut gh = vec![T::f(0.0); k * dh];
     for h in 0..a.heads {
-        w.load(clip, a, h);
-        for (i, row) in g.chunks_exact(d).enumerate() {
-            gh[i * dh..(i + 1) * dh].copy_from_slice(&row[h * dh..][..dh]);
-        }
+        let mut p = probabilities(clip, a, h);
         let m = mask_of(mask, a, b, h);
-        // dP' = g v^T, dP = dP' * M, dS = P (dP - sum(dP P)) scale; then P' = P * M.
-        for i in 0..k {
-            let gi = &gh[i * dh..(i + 1) * dh];
-            let row = &mut w.ds[i * k..(i + 1) * k];
-            for (j, (v, vj)) in row.iter_mut().zip(w.v.chunks_exact(dh)).enumerate() {
-                let dpm = dot(gi, vj);
-                *v = match m {
-                    Some(m) => dpm * T::f(m[i * k + j] as f64),
-                    None => dpm,
-                };
-            }
-            let pr = &mut w.p[i * k..(i + 1) * k];
+        let gh = view(g, a, d, 0, h);
+        // dP = (g v^T) * M; dS = P (dP - sum(dP P)) scale by rows; then P' = P * M.
+        let mut ds = product(gh, view(clip, a, w, 2, h).t());
+        apply_mask(&mut ds, m);
+        for (row, pr) in ds.chunks_exact_mut(k).zip(p.chunks_exact(k)) {
             let s = ops::row_dot(pr, row);
-            for (v, &pv) in row.iter_mut().zip(pr.iter()) {
+            for (v, &pv) in row.iter_mut().zip(pr) {
                 *v = pv * (*v - s) * scale;
             }
-            if let Some(m) = m {
-                for (pv, &mv) in pr.iter_mut().zip(&m[i * k..(i + 1) * k]) {
-                    *pv *= T::f(mv as f64);
-                }
-            }
         }
-        // dq_i = sum_j dS_ij k_j, dk_j = sum_i dS_ij q_i, dv_j = sum_i P'_ij g_i.
-        for (i, row) in out.chunks_exact_mut(3 * d).enumerate() {
-            let (dq, rest) = row[h * dh..].split_at_mut(d);
-            combine(&w.k, dh, |j| w.ds[i * k + j], &mut dq[..dh]);
-            let (dk, dv) = rest.split_at_mut(d);
-            combine(&w.q, dh, |r| w.ds[r * k + i], &mut dk[..dh]);
-            combine(&gh, dh, |r| w.p[r * k + i], &mut dv[..dh]);
-        }
+        apply_mask(&mut p, m);
+        let ds_m = MatRef::new(&ds, k, k).expect("[K, K]");
+        let p_m = MatRef::new(&p, k, k).expect("[K, K]");
+        // dq = dS k, dk = dS^T q, dv = P'^T g.
+        put(&product(ds_m, view(clip, a, w, 1, h)), a, w, h * a.dh, out);
+        put(
+            &product(ds_m.t(), view(clip, a, w, 0, h)),
+            a,
+            w,
+            d + h * a.dh,
+            out,
+        );
+        put(&product(p_m.t(), gh), a, w, 2 * d + h * a.dh, out);
     }
 }
 

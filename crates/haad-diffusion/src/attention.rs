@@ -115,8 +115,7 @@ fn attention_generic(qkv: &Tensor, a: &AttentionDims, mask: Option<&[f32]>) -> R
     let att = (q.matmul(&kk.t()?)? * a.scale())?;
     let mut att = candle_nn::ops::softmax(&att, D::Minus1)?;
     if let Some(m) = mask {
-        let m = Tensor::from_slice(m, att.shape(), att.device())?.to_dtype(att.dtype())?;
-        att = att.mul(&m)?;
+        att = att.mul(&ops::mask_tensor(m, &att)?)?;
     }
     att.matmul(&v)?
         .transpose(1, 2)?
@@ -339,13 +338,6 @@ mod tests {
         Var::from_vec(v, dims, &Device::Cpu).unwrap()
     }
 
-    fn dropout_mask(n: usize, seed: u64) -> Arc<[f32]> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
-            .collect()
-    }
-
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b)
             .unwrap()
@@ -366,7 +358,7 @@ mod tests {
         let d = heads * dh;
         let qkv = var(&[b * k, 3 * d], 1);
         let r = var(&[b, k, d], 2);
-        for mask in [None, Some(dropout_mask(b * heads * k * k, 3))] {
+        for mask in [None, Some(ops::test_mask(b * heads * k * k, 3))] {
             let dims = AttentionDims::of(qkv.as_tensor(), k, heads).unwrap();
             let fast = attention(qkv.as_tensor(), k, heads, mask.clone()).unwrap();
             let slow = attention_generic(qkv.as_tensor(), &dims, mask.as_deref()).unwrap();

@@ -100,9 +100,14 @@ fn activation(
     }
     let y = generic(x)?;
     match mask {
-        Some(m) => y.mul(&Tensor::from_slice(&m, x.shape(), x.device())?.to_dtype(x.dtype())?),
+        Some(m) => y.mul(&mask_tensor(&m, &y)?),
         None => Ok(y),
     }
+}
+
+/// A dropout mask as a tensor of `like`'s shape, dtype and device (the generic paths).
+pub(crate) fn mask_tensor(m: &[f32], like: &Tensor) -> Result<Tensor> {
+    Tensor::from_slice(m, like.shape(), like.device())?.to_dtype(like.dtype())
 }
 
 /// A Linear layer (`weight` `[out, in]`, optional `bias` `[out]`) on `[.., in]` inputs, as one
@@ -692,6 +697,16 @@ impl CustomOp2 for ActivationGrad {
     }
 }
 
+/// A dropout mask of `n` entries for tests: 0 with probability 0.3, else 1 / 0.7.
+#[cfg(test)]
+pub(crate) fn test_mask(n: usize, seed: u64) -> Arc<[f32]> {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,43 +799,36 @@ mod tests {
         );
     }
 
+    /// An optional dropout mask, as the activations take it.
+    type Mask = Option<Arc<[f32]>>;
+
+    /// [`check`] for an activation, without and with a dropout mask (against the generic
+    /// activation times the mask), and its refusal of a mask of the wrong size.
+    fn check_activation(
+        fast: fn(&Tensor, Mask) -> Result<Tensor>,
+        generic: fn(&Tensor) -> Result<Tensor>,
+        grad_tol: f64,
+    ) {
+        check(|x| fast(x, None), generic, grad_tol, 2e-6);
+        let m = test_mask(37 * 19, 5);
+        let masked = |x: &Tensor| {
+            let y = generic(x)?;
+            y.mul(&mask_tensor(&m, &y)?)
+        };
+        check(|x| fast(x, Some(m.clone())), masked, grad_tol, 3e-6);
+        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(fast(&x, Some(test_mask(5, 7))).is_err());
+    }
+
     #[test]
     fn gelu_matches_the_generic_form() {
         // candle's GELU gradient rounds 1 / sqrt(2 pi) to 0.398942 (2.8e-7 off).
-        check(|x| gelu(x, None), |x| x.gelu_erf(), 1e-6, 2e-6);
-        let m = mask(37 * 19, 5);
-        let times =
-            |y: Tensor| y.mul(&Tensor::from_slice(&m, y.shape(), y.device())?.to_dtype(y.dtype())?);
-        check(
-            |x| gelu(x, Some(m.clone())),
-            |x| times(x.gelu_erf()?),
-            1e-6,
-            3e-6,
-        );
+        check_activation(gelu, |x| x.gelu_erf(), 1e-6);
     }
 
     #[test]
     fn silu_matches_the_generic_form() {
-        check(|x| silu(x, None), |x| x.silu(), 1e-10, 2e-6);
-        let m = mask(37 * 19, 6);
-        let times =
-            |y: Tensor| y.mul(&Tensor::from_slice(&m, y.shape(), y.device())?.to_dtype(y.dtype())?);
-        check(
-            |x| silu(x, Some(m.clone())),
-            |x| times(x.silu()?),
-            1e-10,
-            3e-6,
-        );
-        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(silu(&x, Some(mask(5, 7))).is_err());
-    }
-
-    /// A dropout mask of `n` entries, 0 or 1 / (1 - 0.3).
-    fn mask(n: usize, seed: u64) -> Arc<[f32]> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
-            .collect()
+        check_activation(silu, |x| x.silu(), 1e-10);
     }
 
     fn randn64(dims: &[usize], seed: u64) -> Var {

@@ -75,9 +75,22 @@ impl Norm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::layer_norm(x, &self.weight, &self.bias, 1e-5)?)
+        Ok(ops::layer_norm(x, &self.weight, &self.bias, NORM_EPS)?)
+    }
+
+    /// `LN(x) (1 + scale) + shift` for x `[B, K, d]` and per-clip `scale`, `shift` `[B, 1, d]`,
+    /// in one pass over x: the LayerNorm's own scale w and shift b folded into the per-clip
+    /// ones, `x_hat (w (1 + scale)) + (b (1 + scale) + shift)`, on `[B, 1, d]` tensors.
+    fn modulated(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        let one_plus = (scale + 1.0)?;
+        let s = one_plus.broadcast_mul(&self.weight)?;
+        let t = (one_plus.broadcast_mul(&self.bias)? + shift)?;
+        Ok(ops::scale_shift(&ops::normalize(x, NORM_EPS)?, &s, &t)?)
     }
 }
+
+/// The LayerNorms' epsilon (PyTorch's default).
+const NORM_EPS: f64 = 1e-5;
 
 /// A Linear(`d_in` -> `d_out`) initialised like `candle_nn::linear` (Kaiming-normal weight, bias
 /// uniform in +-1/sqrt(d_in)), with a bias or without.
@@ -138,9 +151,9 @@ impl Stylization {
     /// `silu_emb`: SiLU(emb), `[B, d]`.
     fn forward(&self, y: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
         let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
-        let scale = (e.narrow(D::Minus1, 0, self.d)? + 1.0)?;
+        let scale = e.narrow(D::Minus1, 0, self.d)?;
         let shift = e.narrow(D::Minus1, self.d, self.d)?;
-        let h = ops::scale_shift(&self.norm.forward(y)?, &scale, &shift)?;
+        let h = self.norm.modulated(y, &scale, &shift)?;
         let mask = drop.mask(h.elem_count());
         let h = ops::silu(&h, mask)?;
         Ok(self.out.forward(&h)?)
@@ -370,6 +383,69 @@ mod tests {
         assert_ne!(d.mask(64).unwrap()[..], m[..64], "the stream moves on");
         assert!(Dropout::off().mask(8).is_none());
         assert!(Dropout::new(0.0, Some(1)).mask(8).is_none());
+    }
+
+    /// The folded modulation equals LayerNorm followed by `(1 + scale)` and `shift`, in value
+    /// and in the gradient of every input (f64).
+    #[test]
+    fn modulated_norm_is_layer_norm_then_modulation() {
+        use candle_core::{DType, Var};
+        let var = |dims: &[usize], seed: u64| {
+            let t = Tensor::randn(0f64, 1.0, dims, &Device::Cpu).unwrap();
+            let shift = Tensor::full(seed as f64 * 0.1, dims, &Device::Cpu).unwrap();
+            Var::from_tensor(&(t + shift).unwrap()).unwrap()
+        };
+        let (b, k, d) = (3, 4, 5);
+        let x = var(&[b, k, d], 1);
+        let norm = Norm {
+            weight: var(&[d], 2).as_tensor().clone(),
+            bias: var(&[d], 3).as_tensor().clone(),
+        };
+        let (scale, shift) = (var(&[b, 1, d], 4), var(&[b, 1, d], 5));
+        let r = Tensor::randn(0f64, 1.0, (b, k, d), &Device::Cpu).unwrap();
+        let folded = norm
+            .modulated(x.as_tensor(), scale.as_tensor(), shift.as_tensor())
+            .unwrap();
+        let plain = ops::scale_shift(
+            &norm.forward(x.as_tensor()).unwrap(),
+            &(scale.as_tensor() + 1.0).unwrap(),
+            shift.as_tensor(),
+        )
+        .unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!(diff(&folded, &plain) < 1e-12);
+        let ga = (&folded * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&plain * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for t in [
+            x.as_tensor(),
+            &norm.weight,
+            &norm.bias,
+            scale.as_tensor(),
+            shift.as_tensor(),
+        ] {
+            let (a, b) = (ga.get(t).unwrap(), gb.get(t).unwrap());
+            assert_eq!(a.dtype(), DType::F64);
+            assert!(diff(a, b) < 1e-12, "{:?}: {}", t.dims(), diff(a, b));
+        }
     }
 
     #[test]

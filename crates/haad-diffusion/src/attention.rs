@@ -328,26 +328,8 @@ fn backward_clip<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-
-    fn var(dims: &[usize], seed: u64) -> Var {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
-        Var::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    }
+    use crate::testing::{mask, max_diff, var};
+    use candle_core::{DType, Device};
 
     /// Values and gradients (of a random linear functional of y) of the fused kernel agree with
     /// candle's generic operations in f64, with and without a dropout mask, and the f32 kernel
@@ -358,7 +340,7 @@ mod tests {
         let d = heads * dh;
         let qkv = var(&[b * k, 3 * d], 1);
         let r = var(&[b, k, d], 2);
-        for mask in [None, Some(ops::test_mask(b * heads * k * k, 3))] {
+        for mask in [None, Some(mask(b * heads * k * k, 3))] {
             let dims = AttentionDims::of(qkv.as_tensor(), k, heads).unwrap();
             let fast = attention(qkv.as_tensor(), k, heads, mask.clone()).unwrap();
             let slow = attention_generic(qkv.as_tensor(), &dims, mask.as_deref()).unwrap();

@@ -389,12 +389,8 @@ mod tests {
     /// and in the gradient of every input (f64).
     #[test]
     fn modulated_norm_is_layer_norm_then_modulation() {
-        use candle_core::{DType, Var};
-        let var = |dims: &[usize], seed: u64| {
-            let t = Tensor::randn(0f64, 1.0, dims, &Device::Cpu).unwrap();
-            let shift = Tensor::full(seed as f64 * 0.1, dims, &Device::Cpu).unwrap();
-            Var::from_tensor(&(t + shift).unwrap()).unwrap()
-        };
+        use crate::testing::{max_diff, var};
+        use candle_core::DType;
         let (b, k, d) = (3, 4, 5);
         let x = var(&[b, k, d], 1);
         let norm = Norm {
@@ -402,7 +398,8 @@ mod tests {
             bias: var(&[d], 3).as_tensor().clone(),
         };
         let (scale, shift) = (var(&[b, 1, d], 4), var(&[b, 1, d], 5));
-        let r = Tensor::randn(0f64, 1.0, (b, k, d), &Device::Cpu).unwrap();
+        let r = var(&[b, k, d], 6);
+        let r = r.as_tensor();
         let folded = norm
             .modulated(x.as_tensor(), scale.as_tensor(), shift.as_tensor())
             .unwrap();
@@ -412,29 +409,14 @@ mod tests {
             shift.as_tensor(),
         )
         .unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
-        assert!(diff(&folded, &plain) < 1e-12);
-        let ga = (&folded * &r)
+        assert!(max_diff(&folded, &plain) < 1e-12);
+        let ga = (&folded * r)
             .unwrap()
             .sum_all()
             .unwrap()
             .backward()
             .unwrap();
-        let gb = (&plain * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let gb = (&plain * r).unwrap().sum_all().unwrap().backward().unwrap();
         for t in [
             x.as_tensor(),
             &norm.weight,
@@ -444,7 +426,7 @@ mod tests {
         ] {
             let (a, b) = (ga.get(t).unwrap(), gb.get(t).unwrap());
             assert_eq!(a.dtype(), DType::F64);
-            assert!(diff(a, b) < 1e-12, "{:?}: {}", t.dims(), diff(a, b));
+            assert!(max_diff(a, b) < 1e-12, "{:?}: {}", t.dims(), max_diff(a, b));
         }
     }
 

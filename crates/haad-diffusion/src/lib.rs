@@ -58,6 +58,8 @@ pub mod model;
 mod ops;
 pub mod sample;
 pub mod schedule;
+#[cfg(test)]
+mod testing;
 pub mod train;
 
 pub use augment::DiffusionAugmenter;

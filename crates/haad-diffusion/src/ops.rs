@@ -697,19 +697,10 @@ impl CustomOp2 for ActivationGrad {
     }
 }
 
-/// A dropout mask of `n` entries for tests: 0 with probability 0.3, else 1 / 0.7.
-#[cfg(test)]
-pub(crate) fn test_mask(n: usize, seed: u64) -> Arc<[f32]> {
-    use rand::{rngs::StdRng, Rng, SeedableRng};
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| if rng.random_bool(0.3) { 0.0 } else { 1.0 / 0.7 })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{mask, max_diff, var};
     use candle_core::{DType, Device, Var};
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -737,19 +728,6 @@ mod tests {
         let var = Var::from_vec(v, (d, rows), &Device::Cpu).unwrap();
         let view = var.as_tensor().t().unwrap();
         (var, view)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
     }
 
     /// Values and gradients (of a random linear functional) of `fast` and `reference` agree in
@@ -810,14 +788,14 @@ mod tests {
         grad_tol: f64,
     ) {
         check(|x| fast(x, None), generic, grad_tol, 2e-6);
-        let m = test_mask(37 * 19, 5);
+        let m = mask(37 * 19, 5);
         let masked = |x: &Tensor| {
             let y = generic(x)?;
             y.mul(&mask_tensor(&m, &y)?)
         };
         check(|x| fast(x, Some(m.clone())), masked, grad_tol, 3e-6);
         let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(fast(&x, Some(test_mask(5, 7))).is_err());
+        assert!(fast(&x, Some(mask(5, 7))).is_err());
     }
 
     #[test]
@@ -831,13 +809,6 @@ mod tests {
         check_activation(silu, |x| x.silu(), 1e-10);
     }
 
-    fn randn64(dims: &[usize], seed: u64) -> Var {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n: usize = dims.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
-        Var::from_vec(v, dims, &Device::Cpu).unwrap()
-    }
-
     /// Values and the gradients with respect to every input agree between `fast` and
     /// `reference` (f64, a random linear functional of the output).
     fn check_inputs(
@@ -849,7 +820,7 @@ mod tests {
         let (a, b) = (fast(&ts).unwrap(), reference(&ts).unwrap());
         assert_eq!(a.dims(), b.dims());
         assert!(max_diff(&a, &b) < 1e-12);
-        let w = randn64(a.dims(), 77);
+        let w = var(a.dims(), 77);
         let ga = (&a * w.as_tensor())
             .unwrap()
             .sum_all()
@@ -875,7 +846,7 @@ mod tests {
     #[test]
     fn add_rows_matches_broadcast_add() {
         check_inputs(
-            &[randn64(&[3, 5, 4], 1), randn64(&[4], 2)],
+            &[var(&[3, 5, 4], 1), var(&[4], 2)],
             |t| add_rows(&t[0], &t[1]),
             |t| t[0].broadcast_add(&t[1]),
         );
@@ -889,11 +860,7 @@ mod tests {
         let reference = |t: &[Tensor]| t[0].broadcast_mul(&t[1])?.broadcast_add(&t[2]);
         // Per-group parameters, also as non-contiguous views (halves of one tensor).
         check_inputs(
-            &[
-                randn64(&[3, 5, 4], 1),
-                randn64(&[3, 1, 4], 2),
-                randn64(&[3, 1, 4], 3),
-            ],
+            &[var(&[3, 5, 4], 1), var(&[3, 1, 4], 2), var(&[3, 1, 4], 3)],
             |t| scale_shift(&t[0], &t[1], &t[2]),
             reference,
         );
@@ -903,7 +870,7 @@ mod tests {
             Ok::<_, candle_core::Error>((st, sh))
         };
         check_inputs(
-            &[randn64(&[3, 5, 4], 1), randn64(&[3, 1, 8], 2)],
+            &[var(&[3, 5, 4], 1), var(&[3, 1, 8], 2)],
             |t| {
                 let (a, b) = halves(t)?;
                 scale_shift(&t[0], &a, &b)
@@ -914,9 +881,9 @@ mod tests {
             },
         );
         // One group over a tensor of any rank, and a non-contiguous input.
-        let x = randn64(&[4, 2, 6], 4);
+        let x = var(&[4, 2, 6], 4);
         check_inputs(
-            &[x, randn64(&[1, 1, 2], 5), randn64(&[1, 1, 2], 6)],
+            &[x, var(&[1, 1, 2], 5), var(&[1, 1, 2], 6)],
             |t| scale_shift(&t[0].transpose(1, 2).unwrap(), &t[1], &t[2]),
             |t| reference(&[t[0].transpose(1, 2).unwrap(), t[1].clone(), t[2].clone()]),
         );
@@ -929,16 +896,12 @@ mod tests {
     fn linear_matches_candle_linear() {
         use candle_core::Module;
         check_inputs(
-            &[
-                randn64(&[3, 5, 4], 1),
-                randn64(&[6, 4], 2),
-                randn64(&[6], 3),
-            ],
+            &[var(&[3, 5, 4], 1), var(&[6, 4], 2), var(&[6], 3)],
             |t| Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
             |t| candle_nn::Linear::new(t[1].clone(), Some(t[2].clone())).forward(&t[0]),
         );
         check_inputs(
-            &[randn64(&[7, 4], 1), randn64(&[2, 4], 2)],
+            &[var(&[7, 4], 1), var(&[2, 4], 2)],
             |t| Linear::new(t[1].clone(), None).forward(&t[0]),
             |t| candle_nn::Linear::new(t[1].clone(), None).forward(&t[0]),
         );

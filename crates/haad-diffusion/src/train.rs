@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{backprop::GradStore, Device, Tensor, Var};
 use haad_motion::augment::{Axis3, RotateJitterAugmenter};
 use haad_motion::{preprocess, Motion};
 use haad_train::{Adam, AdamParams, OptimizerKind};
@@ -174,6 +174,117 @@ impl Trainer {
         rng: &mut StdRng,
         train: bool,
     ) -> Result<Tensor> {
+        let batch = Batch::draw(model, clips, rng)?;
+        let (out, target) = batch.forward(model, 0, batch.len(), train)?;
+        Ok((out - target)?.sqr()?.mean_all()?)
+    }
+
+    /// The loss of [`Trainer::loss`] (with dropout) and its gradient, the batch cut into parts of
+    /// [`STEP_PART`] clips, each part's forward and backward pass whole on one of the kernels'
+    /// threads ([`haad_kernels::split_batch`]), the parts' gradients summed in order. Part `i`
+    /// draws its dropout masks from its own generator, seeded from the batch's dropout seed and
+    /// `i`; the parts do not depend on the thread count, so neither do the numbers. A batch of one
+    /// part draws the same numbers as [`Trainer::loss`].
+    pub fn loss_and_grads(
+        model: &DiffusionModel,
+        clips: &[Motion],
+        rng: &mut StdRng,
+    ) -> Result<(f32, GradStore)> {
+        let batch = Batch::draw(model, clips, rng)?;
+        let values = batch.x_t.elem_count() as f64;
+        let parts = haad_kernels::split_batch(batch.len(), STEP_PART, |start, len| {
+            let (out, target) = batch.forward(model, start, len, true)?;
+            // Each part's share of the batch mean, so that the parts' losses and gradients sum to
+            // the batch's.
+            let loss = ((out - target)?.sqr()?.sum_all()? / values)?;
+            let value = loss.to_scalar::<f32>()?;
+            Ok::<_, DiffusionError>((value as f64, loss.backward()?))
+        });
+        let mut total = 0f64;
+        let mut stores = Vec::with_capacity(parts.len());
+        for part in parts {
+            let (value, grads) = part?;
+            total += value;
+            stores.push(grads);
+        }
+        let mut stores = stores.into_iter();
+        let mut grads = stores.next().unwrap_or_default();
+        for more in stores {
+            for var in model.varmap().all_vars() {
+                let v = var.as_tensor();
+                if let Some(g) = more.get(v) {
+                    let sum = match grads.get(v) {
+                        Some(acc) => (acc + g)?,
+                        None => g.clone(),
+                    };
+                    grads.insert(v, sum);
+                }
+            }
+        }
+        Ok((total as f32, grads))
+    }
+
+    /// One Adam step on a batch of prepared clips (augment them first), then the EMA update.
+    /// Returns the batch loss.
+    ///
+    /// The step runs on a thread of the kernels' pool ([`haad_kernels::on_pool`]); its forward
+    /// and backward passes are cut into parts of [`STEP_PART`] clips ([`Trainer::loss`] with
+    /// dropout, its gradient summed over the parts).
+    pub fn step(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
+        haad_kernels::on_pool(|| self.step_here(clips, rng))
+    }
+
+    fn step_here(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
+        let (value, grads) = Self::loss_and_grads(&self.model, clips, rng)?;
+        if !value.is_finite() {
+            return Err(DiffusionError::InvalidArgument(format!(
+                "training diverged at step {}: loss {value}",
+                self.steps
+            )));
+        }
+        self.opt.step(&grads)?;
+        self.update_ema()?;
+        self.steps += 1;
+        Ok(value)
+    }
+
+    fn update_ema(&mut self) -> Result<()> {
+        let d = self.model.config().ema_decay as f64;
+        let poisoned = || DiffusionError::InvalidArgument("variable map lock poisoned".into());
+        let src = self.model.varmap().data().lock().map_err(|_| poisoned())?;
+        let dst = self.ema.varmap().data().lock().map_err(|_| poisoned())?;
+        for (name, var) in src.iter() {
+            let e = dst.get(name).ok_or_else(|| {
+                DiffusionError::InvalidArgument(format!("EMA lacks weight {name}"))
+            })?;
+            let new = ((e.as_tensor() * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
+            e.set(&new)?;
+        }
+        Ok(())
+    }
+}
+
+/// Clips per part of a training step ([`Trainer::step`]): each part's forward and backward
+/// pass runs whole on one thread. The denoiser has no operation across clips, so the parts'
+/// gradients sum to the batch's. Measured: see docs/performance.md.
+pub const STEP_PART: usize = 32;
+
+/// The random draws of one training batch: the network's input, timesteps, conditioning and
+/// target, and the seed of its dropout masks.
+struct Batch {
+    /// x_t `[B, K, F]`.
+    x_t: Tensor,
+    t: Vec<usize>,
+    /// c `[B, K, F]` (zero where the conditioning is dropped).
+    cond: Tensor,
+    /// eps or v `[B, K, F]`.
+    target: Tensor,
+    drop_seed: u64,
+}
+
+impl Batch {
+    /// Draws, in this order: the conditioning keeps, the timesteps, eps, the dropout seed.
+    fn draw(model: &DiffusionModel, clips: &[Motion], rng: &mut StdRng) -> Result<Self> {
         let cfg = model.config();
         let frames = model.frames_tensor(clips)?;
         let x0 = model.to_dct(&frames)?;
@@ -195,52 +306,52 @@ impl Trainer {
         let eps = randn(&[b, k, f], rng, model.device())?;
         let x_t = q_sample(model, &x0, &t, &eps)?;
         let target = model.target(&x0, &eps, &t)?;
-        let drop_seed: u64 = rng.random();
+        Ok(Self {
+            x_t,
+            t,
+            cond,
+            target,
+            drop_seed: rng.random(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.t.len()
+    }
+
+    /// The network's output and the target for clips `start..start + len`, with dropout (its
+    /// masks from the part's own generator) when `train`.
+    fn forward(
+        &self,
+        model: &DiffusionModel,
+        start: usize,
+        len: usize,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let mut drop = if train {
-            Dropout::new(cfg.dropout, Some(drop_seed))
+            let part = (start / STEP_PART) as u64;
+            Dropout::new(
+                model.config().dropout,
+                Some(self.drop_seed ^ part.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            )
         } else {
             Dropout::off()
         };
-        let out = model.denoiser().forward(&x_t, &t, &cond, &mut drop)?;
-        Ok((out - target)?.sqr()?.mean_all()?)
-    }
-
-    /// One Adam step on a batch of prepared clips (augment them first), then the EMA update.
-    /// Returns the batch loss.
-    ///
-    /// The step runs on a thread of the kernels' pool ([`haad_kernels::on_pool`]).
-    pub fn step(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
-        haad_kernels::on_pool(|| self.step_here(clips, rng))
-    }
-
-    fn step_here(&mut self, clips: &[Motion], rng: &mut StdRng) -> Result<f32> {
-        let loss = Self::loss(&self.model, clips, rng, true)?;
-        let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Err(DiffusionError::InvalidArgument(format!(
-                "training diverged at step {}: loss {value}",
-                self.steps
-            )));
-        }
-        self.opt.step(&loss.backward()?)?;
-        self.update_ema()?;
-        self.steps += 1;
-        Ok(value)
-    }
-
-    fn update_ema(&mut self) -> Result<()> {
-        let d = self.model.config().ema_decay as f64;
-        let poisoned = || DiffusionError::InvalidArgument("variable map lock poisoned".into());
-        let src = self.model.varmap().data().lock().map_err(|_| poisoned())?;
-        let dst = self.ema.varmap().data().lock().map_err(|_| poisoned())?;
-        for (name, var) in src.iter() {
-            let e = dst.get(name).ok_or_else(|| {
-                DiffusionError::InvalidArgument(format!("EMA lacks weight {name}"))
-            })?;
-            let new = ((e.as_tensor() * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
-            e.set(&new)?;
-        }
-        Ok(())
+        let whole = start == 0 && len == self.len();
+        let part = |x: &Tensor| -> Result<Tensor> {
+            Ok(if whole {
+                x.clone()
+            } else {
+                x.narrow(0, start, len)?
+            })
+        };
+        let out = model.denoiser().forward(
+            &part(&self.x_t)?,
+            &self.t[start..start + len],
+            &part(&self.cond)?,
+            &mut drop,
+        )?;
+        Ok((out, part(&self.target)?))
     }
 }
 

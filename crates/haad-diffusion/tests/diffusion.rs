@@ -542,3 +542,62 @@ fn completions_are_the_same_at_any_thread_count() {
         assert_eq!(a.data(), b.data());
     }
 }
+
+/// The loss and gradient of a training step, computed in parts of `STEP_PART` clips (each on
+/// its own thread where there are several), equal the whole batch's through one graph
+/// (dropout off, so both draw the same numbers).
+#[test]
+fn step_gradient_in_parts_is_the_whole_batch_gradient() {
+    let cfg = DiffusionConfig {
+        dropout: 0.0,
+        ..tiny(3).config().clone()
+    }
+    .check()
+    .unwrap();
+    let m = random_model_scaled(&cfg, 6, 0.1);
+    let mut rng = StdRng::seed_from_u64(8);
+    let n = haad_diffusion::train::STEP_PART + 9;
+    let clips: Vec<Motion> = (0..n).map(|_| smooth_clip(3, &mut rng)).collect();
+    let whole = Trainer::loss(&m, &clips, &mut StdRng::seed_from_u64(1), true).unwrap();
+    let (value, grads) =
+        Trainer::loss_and_grads(&m, &clips, &mut StdRng::seed_from_u64(1)).unwrap();
+    let want = whole.to_scalar::<f32>().unwrap();
+    assert!(
+        (value - want).abs() <= 1e-5 * want.abs(),
+        "{value} against {want}"
+    );
+    let want = whole.backward().unwrap();
+    for (name, var) in m.varmap().data().lock().unwrap().iter() {
+        let (a, b) = (grads.get(var.as_tensor()), want.get(var.as_tensor()));
+        let (a, b) = (
+            a.unwrap_or_else(|| panic!("{name}: no gradient")),
+            b.unwrap(),
+        );
+        let scale = to_vec(b).iter().fold(0f32, |s, v| s.max(v.abs()));
+        assert!(scale > 0.0, "{name}: zero gradient");
+        let diff = max_abs_diff(a, b);
+        assert!(diff <= 1e-5 * scale, "{name}: {diff} against {scale}");
+    }
+}
+
+/// With dropout, each part draws its own masks; the parts do not depend on the thread count, so
+/// a step computed in parts on several threads or in turn on one gives the same bits.
+#[test]
+fn step_gradient_is_the_same_at_any_thread_count() {
+    let cfg = tiny(3);
+    assert!(cfg.dropout > 0.0);
+    let m = random_model_scaled(&cfg, 7, 0.1);
+    let mut rng = StdRng::seed_from_u64(9);
+    let clips: Vec<Motion> = (0..haad_diffusion::train::STEP_PART + 5)
+        .map(|_| smooth_clip(3, &mut rng))
+        .collect();
+    let split = Trainer::loss_and_grads(&m, &clips, &mut StdRng::seed_from_u64(2)).unwrap();
+    let alone =
+        haad_kernels::serial(|| Trainer::loss_and_grads(&m, &clips, &mut StdRng::seed_from_u64(2)))
+            .unwrap();
+    assert_eq!(split.0, alone.0);
+    for (name, var) in m.varmap().data().lock().unwrap().iter() {
+        let (a, b) = (split.1.get(var.as_tensor()), alone.1.get(var.as_tensor()));
+        assert_eq!(to_vec(a.unwrap()), to_vec(b.unwrap()), "{name}");
+    }
+}

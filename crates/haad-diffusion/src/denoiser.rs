@@ -12,6 +12,7 @@ use crate::config::ValidConfig;
 use crate::error::{DiffusionError, Result};
 use crate::init::WEIGHT_INIT;
 use crate::ops::{self, Linear};
+use crate::style::modulated_silu;
 
 /// Dropout whose masks come from a seeded generator; inactive (identity) without one.
 ///
@@ -78,14 +79,21 @@ impl Norm {
         Ok(ops::layer_norm(x, &self.weight, &self.bias, NORM_EPS)?)
     }
 
-    /// `LN(x) (1 + scale) + shift` for x `[B, K, d]` and per-clip `scale`, `shift` `[B, 1, d]`,
-    /// in one pass over x: the LayerNorm's own scale w and shift b folded into the per-clip
-    /// ones, `x_hat (w (1 + scale)) + (b (1 + scale) + shift)`, on `[B, 1, d]` tensors.
-    fn modulated(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    /// `SiLU(LN(x) (1 + scale) + shift)` times the dropout mask, for x `[B, K, d]` and per-clip
+    /// `scale`, `shift` `[B, 1, d]`, in one pass over x ([`modulated_silu`]): the LayerNorm's own
+    /// scale w and shift b folded into the per-clip ones, `x_hat (w (1 + scale)) + (b (1 + scale)
+    /// + shift)`, on `[B, 1, d]` tensors.
+    fn modulated_silu(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        mask: Option<Arc<[f32]>>,
+    ) -> Result<Tensor> {
         let one_plus = (scale + 1.0)?;
         let s = one_plus.broadcast_mul(&self.weight)?;
         let t = (one_plus.broadcast_mul(&self.bias)? + shift)?;
-        Ok(ops::scale_shift(&ops::normalize(x, NORM_EPS)?, &s, &t)?)
+        Ok(modulated_silu(x, &s, &t, NORM_EPS, mask)?)
     }
 }
 
@@ -153,9 +161,8 @@ impl Stylization {
         let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
         let scale = e.narrow(D::Minus1, 0, self.d)?;
         let shift = e.narrow(D::Minus1, self.d, self.d)?;
-        let h = self.norm.modulated(y, &scale, &shift)?;
-        let mask = drop.mask(h.elem_count());
-        let h = ops::silu(&h, mask)?;
+        let mask = drop.mask(y.elem_count());
+        let h = self.norm.modulated_silu(y, &scale, &shift, mask)?;
         Ok(self.out.forward(&h)?)
     }
 }
@@ -385,11 +392,11 @@ mod tests {
         assert!(Dropout::new(0.0, Some(1)).mask(8).is_none());
     }
 
-    /// The folded modulation equals LayerNorm followed by `(1 + scale)` and `shift`, in value
-    /// and in the gradient of every input (f64).
+    /// The folded modulation equals LayerNorm, then `(1 + scale)` and `shift`, then SiLU and the
+    /// dropout mask, in value and in the gradient of every input (f64).
     #[test]
     fn modulated_norm_is_layer_norm_then_modulation() {
-        use crate::testing::{max_diff, var};
+        use crate::testing::{mask, max_diff, var};
         use candle_core::DType;
         let (b, k, d) = (3, 4, 5);
         let x = var(&[b, k, d], 1);
@@ -400,15 +407,24 @@ mod tests {
         let (scale, shift) = (var(&[b, 1, d], 4), var(&[b, 1, d], 5));
         let r = var(&[b, k, d], 6);
         let r = r.as_tensor();
+        let m = mask(b * k * d, 7);
         let folded = norm
-            .modulated(x.as_tensor(), scale.as_tensor(), shift.as_tensor())
+            .modulated_silu(
+                x.as_tensor(),
+                scale.as_tensor(),
+                shift.as_tensor(),
+                Some(m.clone()),
+            )
             .unwrap();
         let plain = ops::scale_shift(
             &norm.forward(x.as_tensor()).unwrap(),
             &(scale.as_tensor() + 1.0).unwrap(),
             shift.as_tensor(),
         )
+        .unwrap()
+        .silu()
         .unwrap();
+        let plain = (plain * ops::mask_tensor(&m, x.as_tensor()).unwrap()).unwrap();
         assert!(max_diff(&folded, &plain) < 1e-12);
         let ga = (&folded * r)
             .unwrap()

@@ -58,6 +58,7 @@ pub mod model;
 mod ops;
 pub mod sample;
 pub mod schedule;
+mod style;
 #[cfg(test)]
 mod testing;
 pub mod train;

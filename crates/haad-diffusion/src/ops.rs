@@ -148,7 +148,7 @@ impl candle_core::Module for Linear {
     }
 }
 
-fn fused(x: &Tensor) -> bool {
+pub(crate) fn fused(x: &Tensor) -> bool {
     x.device().is_cpu() && is_float(x.dtype()) && x.rank() > 0
 }
 
@@ -255,7 +255,7 @@ fn by_rows<T: Send>(out: &mut [T], d: usize, cost: usize, f: impl Fn(usize, &mut
 
 /// `sum f(i)` for `i < n`, in f64 over eight independent partial sums (so that the loop
 /// vectorises and does not wait on one running sum).
-fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let full = n / 8 * 8;
     for base in (0..full).step_by(8) {
@@ -268,7 +268,7 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
 }
 
 /// Row mean and 1 / sqrt(var + eps), accumulated in f64.
-fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
+pub(crate) fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
     let d = row.len() as f64;
     let mean = lane_sum(row.len(), |i| row[i].to()) / d;
     let var = lane_sum(row.len(), |i| (row[i].to() - mean).powi(2)) / d;
@@ -536,14 +536,14 @@ pub(crate) fn row_dot<T: Float>(a: &[T], b: &[T]) -> T {
 
 /// Element-wise activations: value and derivative.
 #[derive(Clone, Copy)]
-enum Unary {
+pub(crate) enum Unary {
     Gelu,
     Silu,
 }
 
 impl Unary {
     #[inline(always)]
-    fn value<T: Float>(self, x: T) -> T {
+    pub(crate) fn value<T: Float>(self, x: T) -> T {
         let half = T::f(0.5);
         let one = T::f(1.0);
         match self {
@@ -554,7 +554,7 @@ impl Unary {
     }
 
     #[inline(always)]
-    fn derivative<T: Float>(self, x: T) -> T {
+    pub(crate) fn derivative<T: Float>(self, x: T) -> T {
         let one = T::f(1.0);
         match self {
             // Phi(x) + x phi(x).

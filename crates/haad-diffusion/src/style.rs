@@ -1,0 +1,359 @@
+//! The stylisation's normalise-modulate-activate step as one operation:
+//! `SiLU(x_hat s + t) m`, x_hat the row-normalised input, per-clip scale `s` and shift `t`, `m`
+//! the dropout mask.
+//!
+//! Composed from [`ops::normalize`], [`ops::scale_shift`] and [`ops::silu`] it is three passes
+//! over the `[B, K, d]` map forward and three backward, three buffers, and three autograd nodes
+//! (each of which costs candle's backward a zero fill and an addition of its input's size).
+//! Here it is one pass forward and one backward; the backward recomputes x_hat and
+//! `x_hat s + t` from x instead of keeping them.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use haad_kernels::{common_dtype, contiguous, into_storage, with_float};
+
+use crate::ops::{self, Float, Unary};
+
+/// `SiLU(x_hat s + t)` times `mask`, for x `[G, R, d]` (any `[.., d]` whose rows split into G
+/// equal groups) and per-group scale `s` and shift `t` `[G, 1, d]`, where x_hat is x normalised
+/// over its last dimension (`(x - mean) / sqrt(var + eps)`, no affine of its own). `mask`:
+/// dropout, one entry per value of x (0 or 1 / (1 - p)), `None` for none.
+///
+/// One operation on f32/f64 CPU tensors; elsewhere the composition of [`ops::normalize`],
+/// [`ops::scale_shift`] and [`ops::silu`], which computes the same.
+pub fn modulated_silu(
+    x: &Tensor,
+    s: &Tensor,
+    t: &Tensor,
+    eps: f64,
+    mask: Option<Arc<[f32]>>,
+) -> Result<Tensor> {
+    if s.dims() != t.dims() || s.rank() != 3 || s.dim(1)? != 1 {
+        candle_core::bail!(
+            "modulated_silu: scale {:?} and shift {:?} must both be [G, 1, d]",
+            s.dims(),
+            t.dims()
+        );
+    }
+    let (g, _, d) = s.dims3()?;
+    let n = x.elem_count();
+    if n == 0 || g == 0 || x.dims().last() != Some(&d) || n % (g * d) != 0 {
+        candle_core::bail!(
+            "modulated_silu: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
+            x.dims(),
+            s.dims()
+        );
+    }
+    if let Some(m) = &mask {
+        if m.len() != n {
+            candle_core::bail!(
+                "modulated_silu: dropout mask of {} values for {:?}",
+                m.len(),
+                x.dims()
+            );
+        }
+    }
+    let same = |o: &Tensor| o.dtype() == x.dtype() && o.device().is_cpu();
+    if !(ops::fused(x) && same(s) && same(t)) {
+        return ops::silu(&ops::scale_shift(&ops::normalize(x, eps)?, s, t)?, mask);
+    }
+    let x3 = x.contiguous()?.reshape((g, n / (g * d), d))?;
+    let st = Tensor::cat(&[s, t], 1)?.contiguous()?; // [G, 2, d]
+    x3.apply_op2(&st, ModulatedSilu { eps, mask })?
+        .reshape(x.shape())
+}
+
+/// Operations per value, for the kernels' threading rule (measured against the row kernels:
+/// the moments, one `exp`, a few products).
+const FORWARD_COST: usize = 40;
+const BACKWARD_COST: usize = 60;
+
+struct ModulatedSilu {
+    eps: f64,
+    mask: Option<Arc<[f32]>>,
+}
+
+/// Group `gi`'s slice of the mask.
+fn mask_of(mask: Option<&[f32]>, gi: usize, len: usize) -> Option<&[f32]> {
+    mask.map(|m| &m[gi * len..][..len])
+}
+
+fn forward<T: Float>(
+    x: &[T],
+    st: &[T],
+    (r, d): (usize, usize),
+    eps: f64,
+    mask: Option<&[f32]>,
+) -> Vec<T> {
+    let mut out = vec![T::f(0.0); x.len()];
+    haad_kernels::for_each_chunk(&mut out, r * d, FORWARD_COST * x.len(), |gi, y| {
+        let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
+        let xg = &x[gi * r * d..][..r * d];
+        let mg = mask_of(mask, gi, r * d);
+        for (ri, (xr, yr)) in xg.chunks_exact(d).zip(y.chunks_exact_mut(d)).enumerate() {
+            let (mean, inv) = ops::moments(xr, eps);
+            let (mean, inv) = (T::f(mean), T::f(inv));
+            for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(s).zip(t) {
+                *o = Unary::Silu.value((v - mean) * inv * a + b);
+            }
+            if let Some(m) = mg {
+                for (o, &mv) in yr.iter_mut().zip(&m[ri * d..][..d]) {
+                    *o *= T::f(mv as f64);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// dL/dx (the first `x.len()` values) and dL/d[s; t] (`[G, 2, d]`, after them) from x, [s; t]
+/// and dL/dy, in one buffer.
+fn backward<T: Float>(
+    x: &[T],
+    st: &[T],
+    g: &[T],
+    (r, d): (usize, usize),
+    eps: f64,
+    mask: Option<&[f32]>,
+) -> Vec<T> {
+    let n = x.len();
+    let mut out = vec![T::f(0.0); n + st.len()];
+    let (dx, dst) = out.split_at_mut(n);
+    let df = d as f64;
+    let cost = BACKWARD_COST * n;
+    haad_kernels::for_each_chunk_pair(dx, r * d, dst, 2 * d, cost, |gi, dxg, dstg| {
+        let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
+        let (ds, dt) = dstg.split_at_mut(d);
+        let (xg, gg) = (&x[gi * r * d..][..r * d], &g[gi * r * d..][..r * d]);
+        let mg = mask_of(mask, gi, r * d);
+        let mut xhat = vec![T::f(0.0); d];
+        for (ri, ((xr, gr), dxr)) in xg
+            .chunks_exact(d)
+            .zip(gg.chunks_exact(d))
+            .zip(dxg.chunks_exact_mut(d))
+            .enumerate()
+        {
+            let (mean, inv) = ops::moments(xr, eps);
+            let (mean, inv) = (T::f(mean), T::f(inv));
+            for (xh, &v) in xhat.iter_mut().zip(xr) {
+                *xh = (v - mean) * inv;
+            }
+            // dL/dh into dx's row, h = x_hat s + t: SiLU'(h) (g m).
+            for (((o, &xh), &a), (&b, &gv)) in
+                dxr.iter_mut().zip(&xhat).zip(s).zip(t.iter().zip(gr))
+            {
+                *o = Unary::Silu.derivative(xh * a + b) * gv;
+            }
+            if let Some(m) = mg {
+                for (o, &mv) in dxr.iter_mut().zip(&m[ri * d..][..d]) {
+                    *o *= T::f(mv as f64);
+                }
+            }
+            for (((gh, &xh), dsv), dtv) in
+                dxr.iter().zip(&xhat).zip(ds.iter_mut()).zip(dt.iter_mut())
+            {
+                *dsv += *gh * xh;
+                *dtv += *gh;
+            }
+            // dL/dx_hat = dL/dh s, then the normalisation's backward:
+            // inv (dx_hat - mean(dx_hat) - x_hat mean(dx_hat x_hat)).
+            for (o, &a) in dxr.iter_mut().zip(s) {
+                *o *= a;
+            }
+            let sg = ops::lane_sum(d, |i| dxr[i].to());
+            let sgx = ops::lane_sum(d, |i| dxr[i].to() * xhat[i].to());
+            let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
+            for (o, &xh) in dxr.iter_mut().zip(&xhat) {
+                *o = inv * (*o - mg - xh * mgx);
+            }
+        }
+    });
+    out
+}
+
+impl ModulatedSilu {
+    fn dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
+        let (g, r, d) = l1.shape().dims3()?;
+        if l2.dims() != [g, 2, d] {
+            candle_core::bail!(
+                "modulated_silu: x {:?}, scale and shift {:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        Ok((g, r, d))
+    }
+}
+
+impl CustomOp2 for ModulatedSilu {
+    fn name(&self) -> &'static str {
+        "haad-modulated-silu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, r, d) = Self::dims(l1, l2)?;
+        let mask = self.mask.as_deref();
+        let out = with_float!(common_dtype(&[s1, s2], self.name())?, self.name(), |T| {
+            let x = contiguous::<T>(s1, l1, self.name())?;
+            let st = contiguous::<T>(s2, l2, self.name())?;
+            into_storage(forward(x, st, (r, d), self.eps, mask))
+        });
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        st: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = x.apply_op3_no_bwd(
+            st,
+            &grad.contiguous()?,
+            &ModulatedSiluGrad {
+                eps: self.eps,
+                mask: self.mask.clone(),
+            },
+        )?;
+        let n = x.elem_count();
+        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dst = both.narrow(0, n, st.elem_count())?.reshape(st.shape())?;
+        Ok((Some(dx), Some(dst)))
+    }
+}
+
+/// The backward of [`ModulatedSilu`]: dL/dx and dL/d[s; t] in one flat buffer.
+struct ModulatedSiluGrad {
+    eps: f64,
+    mask: Option<Arc<[f32]>>,
+}
+
+impl CustomOp3 for ModulatedSiluGrad {
+    fn name(&self) -> &'static str {
+        "haad-modulated-silu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, r, d) = ModulatedSilu::dims(l1, l2)?;
+        if l3.shape() != l1.shape() {
+            candle_core::bail!(
+                "{}: gradient {:?} for {:?}",
+                self.name(),
+                l3.dims(),
+                l1.dims()
+            );
+        }
+        let mask = self.mask.as_deref();
+        let name = self.name();
+        let out = with_float!(common_dtype(&[s1, s2, s3], name)?, name, |T| {
+            let x = contiguous::<T>(s1, l1, name)?;
+            let st = contiguous::<T>(s2, l2, name)?;
+            let g = contiguous::<T>(s3, l3, name)?;
+            into_storage(backward(x, st, g, (r, d), self.eps, mask))
+        });
+        let len = l1.shape().elem_count() + l2.shape().elem_count();
+        Ok((out, Shape::from(len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{mask, max_diff, var};
+    use candle_core::{DType, Device, Var};
+
+    /// The composition the operation replaces.
+    fn composed(x: &Tensor, s: &Tensor, t: &Tensor, m: Option<Arc<[f32]>>) -> Result<Tensor> {
+        let h = ops::scale_shift(&ops::normalize(x, 1e-5)?, s, t)?;
+        let y = h.silu()?;
+        match m {
+            Some(m) => y.mul(&ops::mask_tensor(&m, &y)?),
+            None => Ok(y),
+        }
+    }
+
+    /// Values and the gradient of every input (a random linear functional of the output) agree
+    /// with the composition in f64; the f32 kernel agrees with the f64 values.
+    fn check(x: &Var, view: impl Fn(&Tensor) -> Tensor, m: Option<Arc<[f32]>>) {
+        let x_in = view(x.as_tensor());
+        let dims = x_in.dims().to_vec();
+        let (g, d) = (dims[0], dims[2]);
+        let (s, t) = (var(&[g, 1, d], 11), var(&[g, 1, d], 12));
+        let fast = modulated_silu(&x_in, s.as_tensor(), t.as_tensor(), 1e-5, m.clone()).unwrap();
+        let slow = composed(&x_in, s.as_tensor(), t.as_tensor(), m.clone()).unwrap();
+        assert!(max_diff(&fast, &slow) < 1e-12, "{}", max_diff(&fast, &slow));
+        let w = var(&dims, 13);
+        let grads = |y: &Tensor| {
+            (y * w.as_tensor())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        let (ga, gb) = (grads(&fast), grads(&slow));
+        for v in [x, &s, &t] {
+            let (a, b) = (
+                ga.get(v.as_tensor()).unwrap(),
+                gb.get(v.as_tensor()).unwrap(),
+            );
+            assert_eq!(a.dims(), v.dims());
+            assert!(max_diff(a, b) < 1e-12, "{:?}: {}", v.dims(), max_diff(a, b));
+        }
+        let f32s = |v: &Tensor| v.to_dtype(DType::F32).unwrap();
+        let y32 = modulated_silu(
+            &f32s(&x_in),
+            &f32s(s.as_tensor()),
+            &f32s(t.as_tensor()),
+            1e-5,
+            m,
+        )
+        .unwrap();
+        assert_eq!(y32.dtype(), DType::F32);
+        let err = max_diff(&y32.to_dtype(DType::F64).unwrap(), &fast);
+        assert!(err < 1e-5, "f32 against f64: {err}");
+    }
+
+    #[test]
+    fn matches_normalize_scale_shift_silu_with_gradients() {
+        let (g, r, d) = (3, 5, 19);
+        let x = var(&[g, r, d], 1);
+        check(&x, |x| x.clone(), None);
+        check(&x, |x| x.clone(), Some(mask(g * r * d, 2)));
+        // A non-contiguous input.
+        let xt = var(&[g, d, r], 3);
+        check(
+            &xt,
+            |x| x.transpose(1, 2).unwrap(),
+            Some(mask(g * r * d, 4)),
+        );
+    }
+
+    #[test]
+    fn refuses_mismatched_shapes_and_masks() {
+        let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+        let (x, s) = (z(&[2, 3, 4]), z(&[2, 1, 4]));
+        assert!(modulated_silu(&x, &s, &s, 1e-5, None).is_ok());
+        assert!(modulated_silu(&x, &z(&[2, 1, 5]), &z(&[2, 1, 5]), 1e-5, None).is_err());
+        assert!(modulated_silu(&x, &s, &z(&[2, 1, 3]), 1e-5, None).is_err());
+        assert!(modulated_silu(&x, &z(&[2, 2, 4]), &z(&[2, 2, 4]), 1e-5, None).is_err());
+        assert!(modulated_silu(&x, &s, &s, 1e-5, Some(mask(23, 1))).is_err());
+        assert!(modulated_silu(&z(&[0, 3, 4]), &s, &s, 1e-5, None).is_err());
+    }
+}

@@ -214,18 +214,15 @@ fn last_dim(l: &Layout) -> Result<usize> {
         .ok_or_else(|| candle_core::Error::Msg("needs a non-empty last dimension".into()))
 }
 
-/// Runs a kernel `f(inputs..., out)` on one or two contiguous f32/f64 storages.
+/// Runs a kernel `f(inputs...) -> Vec<T>` on one or two contiguous f32/f64 storages.
 macro_rules! dispatch {
-    ($name:expr, $s:expr, $l:expr, |$x:ident, $out:ident| $body:expr) => {{
-        let n = $l.shape().elem_count();
+    ($name:expr, $s:expr, $l:expr, |$x:ident| $body:expr) => {{
         with_float!(dtype_of($s), $name, |T| {
             let $x = contiguous::<T>($s, $l, $name)?;
-            let mut $out = vec![T::default(); n];
-            $body;
-            into_storage($out)
+            into_storage::<T>($body)
         })
     }};
-    ($name:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident, $out:ident| $body:expr) => {{
+    ($name:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {{
         if $l1.shape() != $l2.shape() {
             candle_core::bail!(
                 "{}: shapes differ, {:?} and {:?}",
@@ -234,23 +231,28 @@ macro_rules! dispatch {
                 $l2.dims()
             );
         }
-        let n = $l1.shape().elem_count();
         with_float!(common_dtype(&[$s1, $s2], $name)?, $name, |T| {
             let $a = contiguous::<T>($s1, $l1, $name)?;
             let $b = contiguous::<T>($s2, $l2, $name)?;
-            let mut $out = vec![T::default(); n];
-            $body;
-            into_storage($out)
+            into_storage::<T>($body)
         })
     }};
 }
 
-/// Runs `f(first_row, rows)` over the rows (`d` values each) of `out`, in blocks spread over
-/// the kernels' threads when the job is large (`cost` operations a value).
-fn by_rows<T: Send>(out: &mut [T], d: usize, cost: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let rows = out.len() / d.max(1);
-    let per = rows.div_ceil(4 * haad_kernels::threads()).max(1);
-    haad_kernels::for_each_chunk(out, per * d, cost * out.len(), |i, chunk| f(i * per, chunk));
+/// A new buffer of `n` values in rows of `d`: `f(first_row, rows, out)` appends rows
+/// `first_row..first_row + rows` to `out`; in blocks spread over the kernels' threads when the
+/// job is large (`cost` operations a value). Each value is written once (no zero fill first).
+fn collect_rows<T: Send>(
+    n: usize,
+    d: usize,
+    cost: usize,
+    f: impl Fn(usize, usize, &mut Vec<T>) + Send + Sync,
+) -> Vec<T> {
+    let d = d.max(1);
+    let per = (n / d).div_ceil(4 * haad_kernels::threads()).max(1);
+    haad_kernels::collect_chunks(n, per * d, cost * n, |start, len, out| {
+        f(start / d, len / d, out)
+    })
 }
 
 /// `sum f(i)` for `i < n`, in f64 over eight independent partial sums (so that the loop
@@ -275,41 +277,34 @@ pub(crate) fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64, out: &mut [T]) {
-    by_rows(out, d, 8, |r0, out| {
-        let x = &x[r0 * d..r0 * d + out.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64) -> Vec<T> {
+    collect_rows(x.len(), d, 8, |r0, rows, out| {
+        for xr in x[r0 * d..(r0 + rows) * d].chunks_exact(d) {
             let (mean, inv) = moments(xr, eps);
             let (mean, inv) = (T::f(mean), T::f(inv));
-            for (y, &v) in yr.iter_mut().zip(xr) {
-                *y = (v - mean) * inv;
-            }
+            out.extend(xr.iter().map(|&v| (v - mean) * inv));
         }
-    });
+    })
 }
 
 /// dx = inv (g - mean(g) - xhat mean(g xhat)) per row.
-fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64, out: &mut [T]) {
+fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64) -> Vec<T> {
     let df = d as f64;
-    by_rows(out, d, 12, |r0, out| {
-        let range = r0 * d..r0 * d + out.len();
+    collect_rows(x.len(), d, 12, |r0, rows, out| {
+        let range = r0 * d..(r0 + rows) * d;
         let (x, g) = (&x[range.clone()], &g[range]);
-        for ((xr, gr), or) in x
-            .chunks_exact(d)
-            .zip(g.chunks_exact(d))
-            .zip(out.chunks_exact_mut(d))
-        {
+        for (xr, gr) in x.chunks_exact(d).zip(g.chunks_exact(d)) {
             let (mean, inv) = moments(xr, eps);
             let sg = lane_sum(d, |i| gr[i].to());
             let sgx = lane_sum(d, |i| gr[i].to() * (xr[i].to() - mean) * inv);
             let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
             let (mean, inv) = (T::f(mean), T::f(inv));
-            for ((o, &v), &gv) in or.iter_mut().zip(xr).zip(gr) {
+            out.extend(xr.iter().zip(gr).map(|(&v, &gv)| {
                 let xhat = (v - mean) * inv;
-                *o = inv * (gv - mg - xhat * mgx);
-            }
+                inv * (gv - mg - xhat * mgx)
+            }));
         }
-    });
+    })
 }
 
 struct Normalize {
@@ -323,9 +318,7 @@ impl CustomOp1 for Normalize {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = last_dim(l)?;
-        let out = dispatch!(self.name(), s, l, |x, out| normalize_rows(
-            x, d, self.eps, &mut out
-        ));
+        let out = dispatch!(self.name(), s, l, |x| normalize_rows(x, d, self.eps));
         Ok((out, l.shape().clone()))
     }
 
@@ -354,8 +347,8 @@ impl CustomOp2 for NormalizeGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = last_dim(l1)?;
-        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
-            normalize_grad_rows(x, g, d, self.eps, &mut out)
+        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
+            normalize_grad_rows(x, g, d, self.eps)
         });
         Ok((out, l1.shape().clone()))
     }
@@ -585,43 +578,32 @@ struct Activation {
     mask: Option<Arc<[f32]>>,
 }
 
-/// `out[i] = f(x[i]) m[i]` (or `f(x[i])` without a mask) over one block of values.
+/// Appends `f(x[i]) m[i]` (or `f(x[i])` without a mask) for one block of values.
 #[inline(always)]
-fn map_masked<T: Float>(out: &mut [T], x: &[T], m: Option<&[f32]>, f: impl Fn(T) -> T) {
+fn map_masked<T: Float>(out: &mut Vec<T>, x: &[T], m: Option<&[f32]>, f: impl Fn(T) -> T) {
     match m {
-        None => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = f(v);
-            }
-        }
-        Some(m) => {
-            for ((o, &v), &mv) in out.iter_mut().zip(x).zip(m) {
-                *o = f(v) * T::f(mv as f64);
-            }
-        }
+        None => out.extend(x.iter().map(|&v| f(v))),
+        Some(m) => out.extend(x.iter().zip(m).map(|(&v, &mv)| f(v) * T::f(mv as f64))),
     }
 }
 
-/// `out[i] = f'(x[i]) (g[i] m[i])` over one block of values.
+/// Appends `f'(x[i]) (g[i] m[i])` for one block of values.
 #[inline(always)]
 fn map_masked_grad<T: Float>(
-    out: &mut [T],
+    out: &mut Vec<T>,
     x: &[T],
     g: &[T],
     m: Option<&[f32]>,
     df: impl Fn(T) -> T,
 ) {
     match m {
-        None => {
-            for ((o, &v), &gv) in out.iter_mut().zip(x).zip(g) {
-                *o = df(v) * gv;
-            }
-        }
-        Some(m) => {
-            for (((o, &v), &gv), &mv) in out.iter_mut().zip(x).zip(g).zip(m) {
-                *o = df(v) * (gv * T::f(mv as f64));
-            }
-        }
+        None => out.extend(x.iter().zip(g).map(|(&v, &gv)| df(v) * gv)),
+        Some(m) => out.extend(
+            x.iter()
+                .zip(g)
+                .zip(m)
+                .map(|((&v, &gv), &mv)| df(v) * (gv * T::f(mv as f64))),
+        ),
     }
 }
 
@@ -632,17 +614,17 @@ impl CustomOp1 for Activation {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let m = self.mask.as_deref();
-        let from = |i0: usize| m.map(|m| &m[i0..]);
+        let from = |i0: usize, n: usize| m.map(|m| &m[i0..i0 + n]);
         // One loop per activation, so that each loop vectorises.
         let out = match self.kind {
-            Unary::Gelu => dispatch!(self.name(), s, l, |x, out| {
-                by_rows(&mut out, 1, 40, |i0, out| {
-                    map_masked(out, &x[i0..], from(i0), |v| Unary::Gelu.value(v))
+            Unary::Gelu => dispatch!(self.name(), s, l, |x| {
+                collect_rows(x.len(), 1, 40, |i0, n, out| {
+                    map_masked(out, &x[i0..i0 + n], from(i0, n), |v| Unary::Gelu.value(v))
                 })
             }),
-            Unary::Silu => dispatch!(self.name(), s, l, |x, out| {
-                by_rows(&mut out, 1, 30, |i0, out| {
-                    map_masked(out, &x[i0..], from(i0), |v| Unary::Silu.value(v))
+            Unary::Silu => dispatch!(self.name(), s, l, |x| {
+                collect_rows(x.len(), 1, 30, |i0, n, out| {
+                    map_masked(out, &x[i0..i0 + n], from(i0, n), |v| Unary::Silu.value(v))
                 })
             }),
         };
@@ -676,18 +658,18 @@ impl CustomOp2 for ActivationGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let m = self.mask.as_deref();
-        let from = |i0: usize| m.map(|m| &m[i0..]);
+        let from = |i0: usize, n: usize| m.map(|m| &m[i0..i0 + n]);
         let out = match self.kind {
-            Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
-                by_rows(&mut out, 1, 50, |i0, out| {
-                    map_masked_grad(out, &x[i0..], &g[i0..], from(i0), |v| {
+            Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
+                collect_rows(x.len(), 1, 50, |i0, n, out| {
+                    map_masked_grad(out, &x[i0..i0 + n], &g[i0..i0 + n], from(i0, n), |v| {
                         Unary::Gelu.derivative(v)
                     })
                 })
             }),
-            Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g, out| {
-                by_rows(&mut out, 1, 30, |i0, out| {
-                    map_masked_grad(out, &x[i0..], &g[i0..], from(i0), |v| {
+            Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
+                collect_rows(x.len(), 1, 30, |i0, n, out| {
+                    map_masked_grad(out, &x[i0..i0 + n], &g[i0..i0 + n], from(i0, n), |v| {
                         Unary::Silu.derivative(v)
                     })
                 })

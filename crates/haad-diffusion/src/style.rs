@@ -86,25 +86,31 @@ fn forward<T: Float>(
     eps: f64,
     mask: Option<&[f32]>,
 ) -> Vec<T> {
-    let mut out = vec![T::f(0.0); x.len()];
-    haad_kernels::for_each_chunk(&mut out, r * d, FORWARD_COST * x.len(), |gi, y| {
-        let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
-        let xg = &x[gi * r * d..][..r * d];
-        let mg = mask_of(mask, gi, r * d);
-        for (ri, (xr, yr)) in xg.chunks_exact(d).zip(y.chunks_exact_mut(d)).enumerate() {
-            let (mean, inv) = ops::moments(xr, eps);
-            let (mean, inv) = (T::f(mean), T::f(inv));
-            for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(s).zip(t) {
-                *o = Unary::Silu.value((v - mean) * inv * a + b);
-            }
-            if let Some(m) = mg {
-                for (o, &mv) in yr.iter_mut().zip(&m[ri * d..][..d]) {
-                    *o *= T::f(mv as f64);
+    let group = r * d;
+    // Each value written once: no zero-filled buffer first (a pass over memory as long as
+    // this kernel's own).
+    haad_kernels::collect_chunks(x.len(), group, FORWARD_COST * x.len(), |start, len, out| {
+        for gi in start / group..(start + len) / group {
+            let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
+            let xg = &x[gi * group..][..group];
+            let mg = mask_of(mask, gi, group);
+            for (ri, xr) in xg.chunks_exact(d).enumerate() {
+                let (mean, inv) = ops::moments(xr, eps);
+                let (mean, inv) = (T::f(mean), T::f(inv));
+                let h = xr
+                    .iter()
+                    .zip(s)
+                    .zip(t)
+                    .map(|((&v, &a), &b)| Unary::Silu.value((v - mean) * inv * a + b));
+                match mg {
+                    None => out.extend(h),
+                    Some(m) => {
+                        out.extend(h.zip(&m[ri * d..][..d]).map(|(y, &mv)| y * T::f(mv as f64)))
+                    }
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// dL/dx (the first `x.len()` values) and dL/d[s; t] (`[G, 2, d]`, after them) from x, [s; t]

@@ -24,6 +24,6 @@ pub use math::exp_f32;
 pub use matmul::matmul;
 pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
-    for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial, split_batch, threads,
-    PARALLEL_MIN_FLOPS,
+    collect_chunks, for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial,
+    split_batch, threads, PARALLEL_MIN_FLOPS,
 };

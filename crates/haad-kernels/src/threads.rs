@@ -120,6 +120,50 @@ where
     }
 }
 
+/// A new vector of `n` items built by `f(start, len, out)`, which appends items
+/// `start..start + len` to `out`: in parts of `part` items spread over the kernels' threads when
+/// `flops` (the caller's estimate of the whole job) reaches [`PARALLEL_MIN_FLOPS`] and more than
+/// one thread is available (each part built in a vector of its own, then joined in order), else
+/// in one call on this thread. Where [`for_each_chunk`] needs an output filled beforehand (a
+/// zero fill is a pass over memory as long as a simple kernel's), this writes each item once.
+///
+/// Panics when `f` appends other than `len` items (a kernel bug, not an input error).
+pub fn collect_chunks<T, F>(n: usize, part: usize, flops: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize, usize, &mut Vec<T>) + Send + Sync,
+{
+    let part = part.max(1);
+    let build = |start: usize, len: usize, out: &mut Vec<T>| {
+        let before = out.len();
+        f(start, len, out);
+        assert_eq!(
+            out.len() - before,
+            len,
+            "collect_chunks: items {start}..{} appended {} values",
+            start + len,
+            out.len() - before
+        );
+    };
+    let mut out = Vec::with_capacity(n);
+    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && n > part {
+        let parts: Vec<Vec<T>> = (0..n.div_ceil(part))
+            .into_par_iter()
+            .map(|p| {
+                let start = p * part;
+                let len = part.min(n - start);
+                let mut v = Vec::with_capacity(len);
+                build(start, len, &mut v);
+                v
+            })
+            .collect();
+        parts.into_iter().for_each(|p| out.extend(p));
+    } else {
+        build(0, n, &mut out);
+    }
+    out
+}
+
 /// [`for_each_chunk`] over two buffers at once: `f(i, a_chunk, b_chunk)` with chunk `i` of `a`
 /// (`a_len` elements) and of `b` (`b_len` elements); both must hold the same number of chunks.
 pub fn for_each_chunk_pair<T, U, F>(
@@ -201,6 +245,38 @@ mod tests {
         // Inside `serial`, join runs in turn on this thread.
         let (x, y) = serial(|| join(2 * PARALLEL_MIN_FLOPS, parallel_ok, parallel_ok));
         assert!(!x && !y);
+    }
+
+    #[test]
+    fn collected_chunks_come_in_order() {
+        for (n, part, flops) in [
+            (0, 4, 0),
+            (10, 4, 0),
+            (103, 10, PARALLEL_MIN_FLOPS),
+            (5, 8, PARALLEL_MIN_FLOPS),
+        ] {
+            let v = collect_chunks(n, part, flops, |start, len, out| {
+                out.extend((start..start + len).map(|i| i * i))
+            });
+            let want: Vec<usize> = (0..n).map(|i| i * i).collect();
+            assert_eq!(v, want, "n {n}, part {part}, flops {flops}");
+        }
+        // Each part is built whole: its first item knows where the part starts.
+        let v = collect_chunks(25, 10, PARALLEL_MIN_FLOPS, |start, len, out| {
+            out.extend(std::iter::repeat_n(start, len))
+        });
+        let split = parallel_ok();
+        for (i, &s) in v.iter().enumerate() {
+            assert_eq!(s, if split { i / 10 * 10 } else { 0 }, "item {i}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "appended")]
+    fn a_short_chunk_is_a_bug() {
+        collect_chunks(8, 4, 0, |_, len, out: &mut Vec<u8>| {
+            out.extend(vec![0; len - 1])
+        });
     }
 
     #[test]

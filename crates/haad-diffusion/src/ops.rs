@@ -27,12 +27,16 @@ pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
 }
 
 /// LayerNorm over the last dimension with scale `weight` and shift `bias` (both `[d]`).
+///
+/// One operation forward and one backward on CPU ([`crate::style::modulated`] with one group);
+/// elsewhere [`normalize`] then [`scale_shift`].
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let d = weight.dim(0)?;
-    scale_shift(
-        &normalize(x, eps)?,
+    crate::style::modulated(
+        x,
         &weight.reshape((1, 1, d))?,
         &bias.reshape((1, 1, d))?,
+        eps,
     )
 }
 

@@ -29,9 +29,27 @@ pub fn modulated_silu(
     eps: f64,
     mask: Option<Arc<[f32]>>,
 ) -> Result<Tensor> {
+    modulate(x, s, t, eps, mask, true)
+}
+
+/// `x_hat s + t` as [`modulated_silu`] without the activation and the mask: with one group
+/// (`s`, `t` `[1, 1, d]`) a LayerNorm ([`ops::layer_norm`]) in one pass forward and one
+/// backward.
+pub fn modulated(x: &Tensor, s: &Tensor, t: &Tensor, eps: f64) -> Result<Tensor> {
+    modulate(x, s, t, eps, None, false)
+}
+
+fn modulate(
+    x: &Tensor,
+    s: &Tensor,
+    t: &Tensor,
+    eps: f64,
+    mask: Option<Arc<[f32]>>,
+    silu: bool,
+) -> Result<Tensor> {
     if s.dims() != t.dims() || s.rank() != 3 || s.dim(1)? != 1 {
         candle_core::bail!(
-            "modulated_silu: scale {:?} and shift {:?} must both be [G, 1, d]",
+            "modulated: scale {:?} and shift {:?} must both be [G, 1, d]",
             s.dims(),
             t.dims()
         );
@@ -40,7 +58,7 @@ pub fn modulated_silu(
     let n = x.elem_count();
     if n == 0 || g == 0 || x.dims().last() != Some(&d) || n % (g * d) != 0 {
         candle_core::bail!(
-            "modulated_silu: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
+            "modulated: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
             x.dims(),
             s.dims()
         );
@@ -48,7 +66,7 @@ pub fn modulated_silu(
     if let Some(m) = &mask {
         if m.len() != n {
             candle_core::bail!(
-                "modulated_silu: dropout mask of {} values for {:?}",
+                "modulated: dropout mask of {} values for {:?}",
                 m.len(),
                 x.dims()
             );
@@ -56,11 +74,12 @@ pub fn modulated_silu(
     }
     let same = |o: &Tensor| o.dtype() == x.dtype() && o.device().is_cpu();
     if !(ops::fused(x) && same(s) && same(t)) {
-        return ops::silu(&ops::scale_shift(&ops::normalize(x, eps)?, s, t)?, mask);
+        let h = ops::scale_shift(&ops::normalize(x, eps)?, s, t)?;
+        return if silu { ops::silu(&h, mask) } else { Ok(h) };
     }
     let x3 = x.contiguous()?.reshape((g, n / (g * d), d))?;
     let st = Tensor::cat(&[s, t], 1)?.contiguous()?; // [G, 2, d]
-    x3.apply_op2(&st, ModulatedSilu { eps, mask })?
+    x3.apply_op2(&st, Modulated { eps, mask, silu })?
         .reshape(x.shape())
 }
 
@@ -69,9 +88,11 @@ pub fn modulated_silu(
 const FORWARD_COST: usize = 40;
 const BACKWARD_COST: usize = 60;
 
-struct ModulatedSilu {
+/// `x_hat s + t`, then SiLU when `silu`, then the mask.
+struct Modulated {
     eps: f64,
     mask: Option<Arc<[f32]>>,
+    silu: bool,
 }
 
 /// Group `gi`'s slice of the mask.
@@ -85,6 +106,7 @@ fn forward<T: Float>(
     (r, d): (usize, usize),
     eps: f64,
     mask: Option<&[f32]>,
+    silu: bool,
 ) -> Vec<T> {
     let group = r * d;
     // Each value written once: no zero-filled buffer first (a pass over memory as long as
@@ -101,12 +123,14 @@ fn forward<T: Float>(
                     .iter()
                     .zip(s)
                     .zip(t)
-                    .map(|((&v, &a), &b)| Unary::Silu.value((v - mean) * inv * a + b));
-                match mg {
-                    None => out.extend(h),
-                    Some(m) => {
-                        out.extend(h.zip(&m[ri * d..][..d]).map(|(y, &mv)| y * T::f(mv as f64)))
-                    }
+                    .map(|((&v, &a), &b)| (v - mean) * inv * a + b);
+                match (mg, silu) {
+                    (None, false) => out.extend(h),
+                    (None, true) => out.extend(h.map(|h| Unary::Silu.value(h))),
+                    (Some(m), _) => out.extend(h.zip(&m[ri * d..][..d]).map(|(h, &mv)| {
+                        let y = if silu { Unary::Silu.value(h) } else { h };
+                        y * T::f(mv as f64)
+                    })),
                 }
             }
         }
@@ -122,6 +146,7 @@ fn backward<T: Float>(
     (r, d): (usize, usize),
     eps: f64,
     mask: Option<&[f32]>,
+    silu: bool,
 ) -> Vec<T> {
     let n = x.len();
     let mut out = vec![T::f(0.0); n + st.len()];
@@ -145,11 +170,15 @@ fn backward<T: Float>(
             for (xh, &v) in xhat.iter_mut().zip(xr) {
                 *xh = (v - mean) * inv;
             }
-            // dL/dh into dx's row, h = x_hat s + t: SiLU'(h) (g m).
-            for (((o, &xh), &a), (&b, &gv)) in
-                dxr.iter_mut().zip(&xhat).zip(s).zip(t.iter().zip(gr))
-            {
-                *o = Unary::Silu.derivative(xh * a + b) * gv;
+            // dL/dh into dx's row, h = x_hat s + t: SiLU'(h) (g m), or g m without SiLU.
+            if silu {
+                for (((o, &xh), &a), (&b, &gv)) in
+                    dxr.iter_mut().zip(&xhat).zip(s).zip(t.iter().zip(gr))
+                {
+                    *o = Unary::Silu.derivative(xh * a + b) * gv;
+                }
+            } else {
+                dxr.copy_from_slice(gr);
             }
             if let Some(m) = mg {
                 for (o, &mv) in dxr.iter_mut().zip(&m[ri * d..][..d]) {
@@ -178,12 +207,12 @@ fn backward<T: Float>(
     out
 }
 
-impl ModulatedSilu {
+impl Modulated {
     fn dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
         let (g, r, d) = l1.shape().dims3()?;
         if l2.dims() != [g, 2, d] {
             candle_core::bail!(
-                "modulated_silu: x {:?}, scale and shift {:?}",
+                "modulated: x {:?}, scale and shift {:?}",
                 l1.dims(),
                 l2.dims()
             );
@@ -192,9 +221,13 @@ impl ModulatedSilu {
     }
 }
 
-impl CustomOp2 for ModulatedSilu {
+impl CustomOp2 for Modulated {
     fn name(&self) -> &'static str {
-        "haad-modulated-silu"
+        if self.silu {
+            "haad-modulated-silu"
+        } else {
+            "haad-modulated"
+        }
     }
 
     fn cpu_fwd(
@@ -209,7 +242,7 @@ impl CustomOp2 for ModulatedSilu {
         let out = with_float!(common_dtype(&[s1, s2], self.name())?, self.name(), |T| {
             let x = contiguous::<T>(s1, l1, self.name())?;
             let st = contiguous::<T>(s2, l2, self.name())?;
-            into_storage(forward(x, st, (r, d), self.eps, mask))
+            into_storage(forward(x, st, (r, d), self.eps, mask, self.silu))
         });
         Ok((out, l1.shape().clone()))
     }
@@ -224,9 +257,10 @@ impl CustomOp2 for ModulatedSilu {
         let both = x.apply_op3_no_bwd(
             st,
             &grad.contiguous()?,
-            &ModulatedSiluGrad {
+            &ModulatedGrad {
                 eps: self.eps,
                 mask: self.mask.clone(),
+                silu: self.silu,
             },
         )?;
         let n = x.elem_count();
@@ -236,15 +270,16 @@ impl CustomOp2 for ModulatedSilu {
     }
 }
 
-/// The backward of [`ModulatedSilu`]: dL/dx and dL/d[s; t] in one flat buffer.
-struct ModulatedSiluGrad {
+/// The backward of [`Modulated`]: dL/dx and dL/d[s; t] in one flat buffer.
+struct ModulatedGrad {
     eps: f64,
     mask: Option<Arc<[f32]>>,
+    silu: bool,
 }
 
-impl CustomOp3 for ModulatedSiluGrad {
+impl CustomOp3 for ModulatedGrad {
     fn name(&self) -> &'static str {
-        "haad-modulated-silu-grad"
+        "haad-modulated-grad"
     }
 
     fn cpu_fwd(
@@ -256,7 +291,7 @@ impl CustomOp3 for ModulatedSiluGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, r, d) = ModulatedSilu::dims(l1, l2)?;
+        let (_, r, d) = Modulated::dims(l1, l2)?;
         if l3.shape() != l1.shape() {
             candle_core::bail!(
                 "{}: gradient {:?} for {:?}",
@@ -271,7 +306,7 @@ impl CustomOp3 for ModulatedSiluGrad {
             let x = contiguous::<T>(s1, l1, name)?;
             let st = contiguous::<T>(s2, l2, name)?;
             let g = contiguous::<T>(s3, l3, name)?;
-            into_storage(backward(x, st, g, (r, d), self.eps, mask))
+            into_storage(backward(x, st, g, (r, d), self.eps, mask, self.silu))
         });
         let len = l1.shape().elem_count() + l2.shape().elem_count();
         Ok((out, Shape::from(len)))
@@ -349,6 +384,42 @@ mod tests {
             |x| x.transpose(1, 2).unwrap(),
             Some(mask(g * r * d, 4)),
         );
+    }
+
+    /// Without the activation and with one group: LayerNorm, against [`ops::normalize`] then
+    /// [`ops::scale_shift`], values and the gradients of x, the scale and the shift (f64).
+    #[test]
+    fn layer_norm_is_normalize_then_scale_shift() {
+        let (r, d) = (11, 7);
+        let (x, w, b) = (var(&[2, r, d], 1), var(&[d], 2), var(&[d], 3));
+        let fast = ops::layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let row = |v: &Var| v.as_tensor().reshape((1, 1, d)).unwrap();
+        let slow = ops::scale_shift(
+            &ops::normalize(x.as_tensor(), 1e-5).unwrap(),
+            &row(&w),
+            &row(&b),
+        )
+        .unwrap();
+        assert_eq!(fast.dims(), [2, r, d]);
+        assert!(max_diff(&fast, &slow) < 1e-12);
+        let u = var(&[2, r, d], 4);
+        let grads = |y: &Tensor| {
+            (y * u.as_tensor())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        let (ga, gb) = (grads(&fast), grads(&slow));
+        for v in [&x, &w, &b] {
+            let (a, b) = (
+                ga.get(v.as_tensor()).unwrap(),
+                gb.get(v.as_tensor()).unwrap(),
+            );
+            assert_eq!(a.dims(), v.dims());
+            assert!(max_diff(a, b) < 1e-12, "{:?}: {}", v.dims(), max_diff(a, b));
+        }
     }
 
     #[test]

@@ -316,7 +316,7 @@ impl CustomOp3 for ModulatedGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{mask, max_diff, var};
+    use crate::testing::{assert_same_values_and_grads, mask, max_diff, var};
     use candle_core::{DType, Device, Var};
 
     /// The composition the operation replaces.
@@ -338,25 +338,8 @@ mod tests {
         let (s, t) = (var(&[g, 1, d], 11), var(&[g, 1, d], 12));
         let fast = modulated_silu(&x_in, s.as_tensor(), t.as_tensor(), 1e-5, m.clone()).unwrap();
         let slow = composed(&x_in, s.as_tensor(), t.as_tensor(), m.clone()).unwrap();
-        assert!(max_diff(&fast, &slow) < 1e-12, "{}", max_diff(&fast, &slow));
-        let w = var(&dims, 13);
-        let grads = |y: &Tensor| {
-            (y * w.as_tensor())
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap()
-        };
-        let (ga, gb) = (grads(&fast), grads(&slow));
-        for v in [x, &s, &t] {
-            let (a, b) = (
-                ga.get(v.as_tensor()).unwrap(),
-                gb.get(v.as_tensor()).unwrap(),
-            );
-            assert_eq!(a.dims(), v.dims());
-            assert!(max_diff(a, b) < 1e-12, "{:?}: {}", v.dims(), max_diff(a, b));
-        }
+        let inputs = [x.as_tensor(), s.as_tensor(), t.as_tensor()];
+        assert_same_values_and_grads(&fast, &slow, &inputs);
         let f32s = |v: &Tensor| v.to_dtype(DType::F32).unwrap();
         let y32 = modulated_silu(
             &f32s(&x_in),
@@ -401,25 +384,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fast.dims(), [2, r, d]);
-        assert!(max_diff(&fast, &slow) < 1e-12);
-        let u = var(&[2, r, d], 4);
-        let grads = |y: &Tensor| {
-            (y * u.as_tensor())
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap()
-        };
-        let (ga, gb) = (grads(&fast), grads(&slow));
-        for v in [&x, &w, &b] {
-            let (a, b) = (
-                ga.get(v.as_tensor()).unwrap(),
-                gb.get(v.as_tensor()).unwrap(),
-            );
-            assert_eq!(a.dims(), v.dims());
-            assert!(max_diff(a, b) < 1e-12, "{:?}: {}", v.dims(), max_diff(a, b));
-        }
+        let inputs = [x.as_tensor(), w.as_tensor(), b.as_tensor()];
+        assert_same_values_and_grads(&fast, &slow, &inputs);
     }
 
     #[test]

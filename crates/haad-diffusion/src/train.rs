@@ -184,7 +184,7 @@ impl Trainer {
     /// threads ([`haad_kernels::split_batch`]), the parts' gradients summed in order. Part `i`
     /// draws its dropout masks from its own generator, seeded from the batch's dropout seed and
     /// `i`; the parts do not depend on the thread count, so neither do the numbers. A batch of one
-    /// part draws the same numbers as [`Trainer::loss`].
+    /// part draws the same numbers as [`Trainer::loss`]. Off the CPU the batch is one part.
     pub fn loss_and_grads(
         model: &DiffusionModel,
         clips: &[Motion],
@@ -192,7 +192,13 @@ impl Trainer {
     ) -> Result<(f32, GradStore)> {
         let batch = Batch::draw(model, clips, rng)?;
         let values = batch.x_t.elem_count() as f64;
-        let parts = haad_kernels::split_batch(batch.len(), STEP_PART, |start, len| {
+        // On other devices the batch stays one graph: the parts exist for the CPU's threads.
+        let part = if model.device().is_cpu() {
+            STEP_PART
+        } else {
+            batch.len()
+        };
+        let parts = haad_kernels::split_batch(batch.len(), part, |start, len| {
             let (out, target) = batch.forward(model, start, len, true)?;
             // Each part's share of the batch mean, so that the parts' losses and gradients sum to
             // the batch's.

@@ -1,6 +1,7 @@
 //! A safe, strided matrix product over slices with the crate's thread rule.
 //!
-//! A product runs on the calling thread below [`PARALLEL_MIN_FLOPS`]; above it, it is split
+//! A product runs on the calling thread below the threading threshold
+//! ([`crate::worth_splitting`]); above it, it is split
 //! into one block per thread by hand (rows when the output is tall, columns when it is wide,
 //! and the inner dimension, with a final sum, when both output sides are small), each block a
 //! single-threaded `gemm` call. `gemm`'s own splitting works on its cache blocks and leaves
@@ -11,7 +12,7 @@ use std::mem::MaybeUninit;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use crate::threads::{parallel_ok, threads, PARALLEL_MIN_FLOPS};
+use crate::threads::{threads, worth_splitting};
 
 /// The element types: f32 and f64.
 pub trait Element: candle_core::WithDType + Copy + Send + Sync + 'static {}
@@ -183,7 +184,7 @@ pub fn gemm<T: Element>(a: MatRef<T>, b: MatRef<T>) -> candle_core::Result<Vec<T
     let ptr = OutPtr(out.as_mut_ptr() as *mut T);
     let t = threads();
     let flops = 2 * m * n * k;
-    if t == 1 || !parallel_ok() || flops < PARALLEL_MIN_FLOPS {
+    if t == 1 || !worth_splitting(flops) {
         // SAFETY: `out` holds m x n elements, row stride n.
         unsafe { kernel(ptr.0, n, a, b) };
     } else if m >= n && m >= 16 {

@@ -25,5 +25,5 @@ pub use matmul::matmul;
 pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
     collect_chunks, for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial,
-    split_batch, threads, PARALLEL_MIN_FLOPS,
+    split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
 };

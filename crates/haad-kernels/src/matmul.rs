@@ -6,14 +6,15 @@ use rayon::prelude::*;
 
 use crate::gemm::{gemm, Element, MatRef};
 use crate::storage::{common_dtype, into_storage, is_float};
-use crate::threads::{join, parallel_ok, serial, PARALLEL_MIN_FLOPS};
+use crate::threads::{join, serial, worth_splitting};
 use crate::with_float;
 
 /// The product `a b` of `a` `[.., m, k]` and `b` `[.., k, n]` (the same leading batch
 /// dimensions, or none), `[.., m, n]`; differentiable in both.
 ///
 /// On CPU in f32 or f64 this calls `gemm` directly on the operands' strides (transposed views
-/// are not copied), on one thread below [`PARALLEL_MIN_FLOPS`] and else on
+/// are not copied), on one thread below the threading threshold ([`crate::worth_splitting`])
+/// and else on
 /// [`crate::threads()`] threads: one product as [`crate::gemm()`] splits it, a batch of products
 /// by batch. Elsewhere
 /// it is candle's `matmul`.
@@ -91,7 +92,7 @@ fn product<T: Element>(lhs: &[T], ll: &Layout, rhs: &[T], rl: &Layout) -> Result
         let (a, b) = view(i)?;
         serial(|| gemm(a, b))
     };
-    let parts: Vec<Vec<T>> = if parallel_ok() && 2 * batches * m * n * k >= PARALLEL_MIN_FLOPS {
+    let parts: Vec<Vec<T>> = if worth_splitting(2 * batches * m * n * k) {
         (0..batches)
             .into_par_iter()
             .map(one)

@@ -12,6 +12,15 @@ use rayon::prelude::*;
 /// threads than at one; at 33.5 M the two are equal, and training at batch 72 lost nothing.
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 25;
 
+/// The threshold on a thread of the kernels' pool (inside [`on_pool`]): handing half a job to
+/// the pool's other threads costs a few microseconds there, not the wake-up of two sleeping
+/// threads, so jobs split from 8.4 M FLOPs (about 0.05 ms of one core's products). Measured:
+/// the encoder's training step at batch 72 on the pool, two threads 19.8-20.5 -> 18.0-18.2 ms
+/// (its J x J graph products, 14.7 M each, and the pairs of them in a backward pass now split);
+/// the same threshold everywhere made `train_encoder` (its steps off the pool, batches of 30)
+/// 1.13x slower at two threads than at one.
+pub const POOL_MIN_FLOPS: usize = 1 << 23;
+
 /// The number of threads kernels split work across: rayon's global pool size (which honours
 /// `RAYON_NUM_THREADS`), read once per process.
 pub fn threads() -> usize {
@@ -35,6 +44,17 @@ pub fn serial<R>(f: impl FnOnce() -> R) -> R {
 /// Whether kernels called here may split work across threads (not inside [`serial`]).
 pub fn parallel_ok() -> bool {
     threads() > 1 && !SERIAL.with(|s| s.get())
+}
+
+/// Whether a job of `flops` is worth splitting across threads here: [`parallel_ok`] and at
+/// least [`POOL_MIN_FLOPS`] on a thread of the kernels' pool, [`PARALLEL_MIN_FLOPS`] elsewhere.
+pub fn worth_splitting(flops: usize) -> bool {
+    let min = if rayon::current_thread_index().is_some() {
+        POOL_MIN_FLOPS
+    } else {
+        PARALLEL_MIN_FLOPS
+    };
+    parallel_ok() && flops >= min
 }
 
 /// Runs `f` on a thread of the kernels' pool (rayon's global pool) while the calling thread
@@ -68,7 +88,7 @@ where
     A: FnOnce() -> RA + Send,
     B: FnOnce() -> RB + Send,
 {
-    if parallel_ok() && flops >= 2 * PARALLEL_MIN_FLOPS {
+    if worth_splitting(flops / 2) {
         rayon::join(|| serial(a), || serial(b))
     } else {
         (a(), b())
@@ -109,7 +129,7 @@ where
     F: Fn(usize, &mut [T]) + Send + Sync,
 {
     let chunk_len = chunk_len.max(1);
-    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && data.len() > chunk_len {
+    if worth_splitting(flops) && data.len() > chunk_len {
         data.par_chunks_mut(chunk_len)
             .enumerate()
             .for_each(|(i, c)| f(i, c));
@@ -146,7 +166,7 @@ where
         );
     };
     let mut out = Vec::with_capacity(n);
-    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && n > part {
+    if worth_splitting(flops) && n > part {
         let parts: Vec<Vec<T>> = (0..n.div_ceil(part))
             .into_par_iter()
             .map(|p| {
@@ -184,7 +204,7 @@ pub fn for_each_chunk_pair<T, U, F>(
         b.len().div_ceil(b_len),
         "for_each_chunk_pair: the buffers hold different numbers of chunks"
     );
-    if parallel_ok() && flops >= PARALLEL_MIN_FLOPS && a.len() > a_len {
+    if worth_splitting(flops) && a.len() > a_len {
         a.par_chunks_mut(a_len)
             .zip(b.par_chunks_mut(b_len))
             .enumerate()
@@ -277,6 +297,24 @@ mod tests {
         collect_chunks(8, 4, 0, |_, len, out: &mut Vec<u8>| {
             out.extend(vec![0; len - 1])
         });
+    }
+
+    #[test]
+    fn jobs_split_from_a_lower_size_on_the_pool() {
+        let t = threads() > 1;
+        for (flops, here, pool) in [
+            (POOL_MIN_FLOPS - 1, false, false),
+            (POOL_MIN_FLOPS, false, t),
+            (PARALLEL_MIN_FLOPS, t, t),
+        ] {
+            assert_eq!(worth_splitting(flops), here, "{flops} here");
+            assert_eq!(
+                on_pool(|| worth_splitting(flops)),
+                pool,
+                "{flops} on the pool"
+            );
+            assert!(!serial(|| worth_splitting(flops)), "{flops} inside serial");
+        }
     }
 
     #[test]

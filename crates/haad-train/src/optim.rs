@@ -65,11 +65,12 @@ impl AdamParams {
 }
 
 /// The fused update's weight per value in the kernels' threading rule
-/// (`haad_kernels::PARALLEL_MIN_FLOPS`, counted in product FLOPs): models from 524,288 values
-/// split their update across threads. Measured: the `small` denoiser (about a million values)
-/// gains 2 % a step at two threads; the encoder (about 190,000) split at weight 256 gained 1 ms
-/// in the bench's step at batch 72 but made `train_encoder` (batches of 30, its steps off the
-/// pool) 1.05x slower at two threads than at one, so it stays on one thread.
+/// (`haad_kernels::worth_splitting`, counted in product FLOPs): off the kernels' pool models
+/// from 524,288 values split their update across threads, on it (a step run through
+/// `haad_kernels::on_pool`) from 131,072. Measured: the `small` denoiser (about a million
+/// values) gains 2 % a step at two threads; the encoder (about 190,000) split at weight 256
+/// made `train_encoder` (batches of 30, its steps off the pool) 1.05x slower at two threads
+/// than at one, so off the pool it stays on one thread.
 const UPDATE_COST: usize = 64;
 
 /// The update of one f32 CPU variable in one pass over its values, `(theta, m, v)`; `None`
@@ -225,21 +226,20 @@ impl Adam {
             }
         };
         let values: usize = self.vars.iter().map(|(_, v)| v.elem_count()).sum();
-        let fused: Vec<Option<(Tensor, Tensor, Tensor)>> = if haad_kernels::parallel_ok()
-            && UPDATE_COST * values >= haad_kernels::PARALLEL_MIN_FLOPS
-        {
-            self.vars
-                .par_iter()
-                .enumerate()
-                .map(|(i, (_, var))| one(i, var))
-                .collect::<Result<_>>()?
-        } else {
-            self.vars
-                .iter()
-                .enumerate()
-                .map(|(i, (_, var))| one(i, var))
-                .collect::<Result<_>>()?
-        };
+        let fused: Vec<Option<(Tensor, Tensor, Tensor)>> =
+            if haad_kernels::worth_splitting(UPDATE_COST * values) {
+                self.vars
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, (_, var))| one(i, var))
+                    .collect::<Result<_>>()?
+            } else {
+                self.vars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, var))| one(i, var))
+                    .collect::<Result<_>>()?
+            };
         for (i, ((_, var), done)) in self.vars.iter().zip(fused).enumerate() {
             if let Some((theta, m, v)) = done {
                 var.set(&theta)?;

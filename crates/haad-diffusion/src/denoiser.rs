@@ -415,13 +415,16 @@ mod tests {
             .unwrap();
         // LayerNorm as normalisation then its scale and shift, unfused.
         let row = |t: &Tensor| t.reshape((1, 1, d)).unwrap();
-        let ln = ops::scale_shift(
-            &ops::normalize(x.as_tensor(), NORM_EPS).unwrap(),
-            &row(&norm.weight),
-            &row(&norm.bias),
-        )
-        .unwrap();
-        let plain = ops::scale_shift(&ln, &(scale.as_tensor() + 1.0).unwrap(), shift.as_tensor())
+        let ln = ops::normalize(x.as_tensor(), NORM_EPS)
+            .unwrap()
+            .broadcast_mul(&row(&norm.weight))
+            .unwrap()
+            .broadcast_add(&row(&norm.bias))
+            .unwrap();
+        let plain = ln
+            .broadcast_mul(&(scale.as_tensor() + 1.0).unwrap())
+            .unwrap()
+            .broadcast_add(shift.as_tensor())
             .unwrap()
             .silu()
             .unwrap();

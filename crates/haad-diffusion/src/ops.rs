@@ -14,22 +14,20 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use haad_kernels::{common_dtype, contiguous, dtype_of, into_storage, is_float, with_float};
 
-/// `(x - mean) / sqrt(var + eps)` over the last dimension (no scale or shift), `[.., d]`.
+/// `(x - mean) / sqrt(var + eps)` over the last dimension (no scale or shift), `[.., d]`, in
+/// candle's generic operations: the reference form and the fallback off the CPU (on the CPU the
+/// denoiser normalises inside [`crate::style::modulated`]).
 pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if fused(x) {
-        x.contiguous()?.apply_op1(Normalize { eps })
-    } else {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        xc.broadcast_div(&(var + eps)?.sqrt()?)
-    }
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+    xc.broadcast_div(&(var + eps)?.sqrt()?)
 }
 
 /// LayerNorm over the last dimension with scale `weight` and shift `bias` (both `[d]`).
 ///
 /// One operation forward and one backward on CPU ([`crate::style::modulated`] with one group);
-/// elsewhere [`normalize`] then [`scale_shift`].
+/// elsewhere [`normalize`], then the scale and shift broadcast.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let d = weight.dim(0)?;
     crate::style::modulated(
@@ -47,27 +45,6 @@ pub fn add_rows(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else {
         x.broadcast_add(b)
     }
-}
-
-/// `x s + t` for x `[G, R, d]` (or any shape `[.., d]` with G = 1) and per-group `s`, `t`
-/// `[G, 1, d]`: group g's rows are scaled by `s[g]` and shifted by `t[g]`.
-pub fn scale_shift(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
-    let same = |o: &Tensor| o.dtype() == x.dtype() && o.device().is_cpu();
-    if !(fused(x) && same(s) && same(t)) || s.dims() != t.dims() || s.rank() != 3 {
-        return x.broadcast_mul(s)?.broadcast_add(t);
-    }
-    let (g, _, d) = s.dims3()?;
-    let n = x.elem_count();
-    if n == 0 || g == 0 || x.dims().last() != Some(&d) || n % (g * d) != 0 {
-        candle_core::bail!(
-            "scale_shift: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
-            x.dims(),
-            s.dims()
-        );
-    }
-    let x3 = x.contiguous()?.reshape((g, n / (g * d), d))?;
-    let st = Tensor::cat(&[s, t], 1)?.contiguous()?; // [G, 2, d]
-    x3.apply_op2(&st, ScaleShift)?.reshape(x.shape())
 }
 
 /// GELU in its exact form `x Phi(x)` (PyTorch's `nn.GELU()`), Phi the standard normal CDF,
@@ -210,14 +187,6 @@ pub fn erf_f32(x: f32) -> f32 {
     (1.0 - poly * e).copysign(x)
 }
 
-fn last_dim(l: &Layout) -> Result<usize> {
-    l.dims()
-        .last()
-        .copied()
-        .filter(|&d| d > 0)
-        .ok_or_else(|| candle_core::Error::Msg("needs a non-empty last dimension".into()))
-}
-
 /// Runs a kernel `f(inputs...) -> Vec<T>` on one or two contiguous f32/f64 storages.
 macro_rules! dispatch {
     ($name:expr, $s:expr, $l:expr, |$x:ident| $body:expr) => {{
@@ -281,83 +250,6 @@ pub(crate) fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-fn normalize_rows<T: Float>(x: &[T], d: usize, eps: f64) -> Vec<T> {
-    collect_rows(x.len(), d, 8, |r0, rows, out| {
-        for xr in x[r0 * d..(r0 + rows) * d].chunks_exact(d) {
-            let (mean, inv) = moments(xr, eps);
-            let (mean, inv) = (T::f(mean), T::f(inv));
-            out.extend(xr.iter().map(|&v| (v - mean) * inv));
-        }
-    })
-}
-
-/// dx = inv (g - mean(g) - xhat mean(g xhat)) per row.
-fn normalize_grad_rows<T: Float>(x: &[T], g: &[T], d: usize, eps: f64) -> Vec<T> {
-    let df = d as f64;
-    collect_rows(x.len(), d, 12, |r0, rows, out| {
-        let range = r0 * d..(r0 + rows) * d;
-        let (x, g) = (&x[range.clone()], &g[range]);
-        for (xr, gr) in x.chunks_exact(d).zip(g.chunks_exact(d)) {
-            let (mean, inv) = moments(xr, eps);
-            let sg = lane_sum(d, |i| gr[i].to());
-            let sgx = lane_sum(d, |i| gr[i].to() * (xr[i].to() - mean) * inv);
-            let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
-            let (mean, inv) = (T::f(mean), T::f(inv));
-            out.extend(xr.iter().zip(gr).map(|(&v, &gv)| {
-                let xhat = (v - mean) * inv;
-                inv * (gv - mg - xhat * mgx)
-            }));
-        }
-    })
-}
-
-struct Normalize {
-    eps: f64,
-}
-
-impl CustomOp1 for Normalize {
-    fn name(&self) -> &'static str {
-        "haad-normalize"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l)?;
-        let out = dispatch!(self.name(), s, l, |x| normalize_rows(x, d, self.eps));
-        Ok((out, l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad.contiguous()?,
-            &NormalizeGrad { eps: self.eps },
-        )?))
-    }
-}
-
-struct NormalizeGrad {
-    eps: f64,
-}
-
-impl CustomOp2 for NormalizeGrad {
-    fn name(&self) -> &'static str {
-        "haad-normalize-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let d = last_dim(l1)?;
-        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
-            normalize_grad_rows(x, g, d, self.eps)
-        });
-        Ok((out, l1.shape().clone()))
-    }
-}
-
 struct AddRows;
 
 impl CustomOp2 for AddRows {
@@ -409,69 +301,6 @@ fn add_row_kernel<T: Float>(
     let mut out = Vec::with_capacity(x.len());
     for row in x.chunks_exact(b.len()) {
         out.extend(row.iter().zip(b).map(|(&v, &c)| v + c));
-    }
-    Ok(out)
-}
-
-/// x `[G, R, d]`, st `[G, 2, d]` (scale row, shift row) -> `x s + t`.
-struct ScaleShift;
-
-impl CustomOp2 for ScaleShift {
-    fn name(&self) -> &'static str {
-        "haad-scale-shift"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let dtype = common_dtype(&[s1, s2], self.name())?;
-        let out = with_float!(dtype, self.name(), |T| into_storage(
-            scale_shift_kernel::<T>(s1, l1, s2, l2)?
-        ));
-        Ok((out, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        st: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let s = st.narrow(1, 0, 1)?;
-        let dx = grad.broadcast_mul(&s)?;
-        let ds = (grad * x)?.apply_op1_no_bwd(&GroupSum)?;
-        let dt = grad.contiguous()?.apply_op1_no_bwd(&GroupSum)?;
-        Ok((Some(dx), Some(Tensor::cat(&[ds, dt], 1)?)))
-    }
-}
-
-fn scale_shift_kernel<T: Float>(
-    s1: &CpuStorage,
-    l1: &Layout,
-    s2: &CpuStorage,
-    l2: &Layout,
-) -> Result<Vec<T>> {
-    let (g, r, d) = l1.shape().dims3()?;
-    if l2.dims() != [g, 2, d] {
-        candle_core::bail!(
-            "scale_shift: x {:?}, scale and shift {:?}",
-            l1.dims(),
-            l2.dims()
-        );
-    }
-    let x = contiguous::<T>(s1, l1, "scale_shift")?;
-    let st = contiguous::<T>(s2, l2, "scale_shift")?;
-    let mut out = Vec::with_capacity(x.len());
-    for (block, p) in x.chunks_exact(r * d).zip(st.chunks_exact(2 * d)) {
-        let (sc, sh) = p.split_at(d);
-        for row in block.chunks_exact(d) {
-            out.extend(row.iter().zip(sc).zip(sh).map(|((&v, &a), &b)| v * a + b));
-        }
     }
     Ok(out)
 }
@@ -820,43 +649,6 @@ mod tests {
     }
 
     #[test]
-    fn scale_shift_matches_broadcast_arithmetic() {
-        let reference = |t: &[Tensor]| t[0].broadcast_mul(&t[1])?.broadcast_add(&t[2]);
-        // Per-group parameters, also as non-contiguous views (halves of one tensor).
-        check_inputs(
-            &[var(&[3, 5, 4], 1), var(&[3, 1, 4], 2), var(&[3, 1, 4], 3)],
-            |t| scale_shift(&t[0], &t[1], &t[2]),
-            reference,
-        );
-        let halves = |t: &[Tensor]| {
-            let st = t[1].narrow(2, 0, 4)?;
-            let sh = t[1].narrow(2, 4, 4)?;
-            Ok::<_, candle_core::Error>((st, sh))
-        };
-        check_inputs(
-            &[var(&[3, 5, 4], 1), var(&[3, 1, 8], 2)],
-            |t| {
-                let (a, b) = halves(t)?;
-                scale_shift(&t[0], &a, &b)
-            },
-            |t| {
-                let (a, b) = halves(t)?;
-                reference(&[t[0].clone(), a, b])
-            },
-        );
-        // One group over a tensor of any rank, and a non-contiguous input.
-        let x = var(&[4, 2, 6], 4);
-        check_inputs(
-            &[x, var(&[1, 1, 2], 5), var(&[1, 1, 2], 6)],
-            |t| scale_shift(&t[0].transpose(1, 2).unwrap(), &t[1], &t[2]),
-            |t| reference(&[t[0].transpose(1, 2).unwrap(), t[1].clone(), t[2].clone()]),
-        );
-        let x = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu).unwrap();
-        let s = Tensor::zeros((2, 1, 5), DType::F32, &Device::Cpu).unwrap();
-        assert!(scale_shift(&x, &s, &s).is_err());
-    }
-
-    #[test]
     fn linear_matches_candle_linear() {
         use candle_core::Module;
         check_inputs(
@@ -886,10 +678,7 @@ mod tests {
         for (a, b) in y[0].iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
-        assert!(normalize(
-            &Tensor::zeros((2, 0), DType::F32, &Device::Cpu).unwrap(),
-            1e-5
-        )
-        .is_err());
+        let empty = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+        assert!(layer_norm(&empty(&[2, 0]), &empty(&[0]), &empty(&[0]), 1e-5).is_err());
     }
 }

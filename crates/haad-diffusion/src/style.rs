@@ -2,7 +2,7 @@
 //! `SiLU(x_hat s + t) m`, x_hat the row-normalised input, per-clip scale `s` and shift `t`, `m`
 //! the dropout mask.
 //!
-//! Composed from [`ops::normalize`], [`ops::scale_shift`] and [`ops::silu`] it is three passes
+//! Composed from [`ops::normalize`], a scale and shift and [`ops::silu`] it is three passes
 //! over the `[B, K, d]` map forward and three backward, three buffers, and three autograd nodes
 //! (each of which costs candle's backward a zero fill and an addition of its input's size).
 //! Here it is one pass forward and one backward; the backward recomputes x_hat and
@@ -21,7 +21,7 @@ use crate::ops::{self, Float, Unary};
 /// dropout, one entry per value of x (0 or 1 / (1 - p)), `None` for none.
 ///
 /// One operation on f32/f64 CPU tensors; elsewhere the composition of [`ops::normalize`],
-/// [`ops::scale_shift`] and [`ops::silu`], which computes the same.
+/// broadcast scale and shift and [`ops::silu`], which computes the same.
 pub fn modulated_silu(
     x: &Tensor,
     s: &Tensor,
@@ -74,7 +74,7 @@ fn modulate(
     }
     let same = |o: &Tensor| o.dtype() == x.dtype() && o.device().is_cpu();
     if !(ops::fused(x) && same(s) && same(t)) {
-        let h = ops::scale_shift(&ops::normalize(x, eps)?, s, t)?;
+        let h = ops::normalize(x, eps)?.broadcast_mul(s)?.broadcast_add(t)?;
         return if silu { ops::silu(&h, mask) } else { Ok(h) };
     }
     let x3 = x.contiguous()?.reshape((g, n / (g * d), d))?;
@@ -321,7 +321,9 @@ mod tests {
 
     /// The composition the operation replaces.
     fn composed(x: &Tensor, s: &Tensor, t: &Tensor, m: Option<Arc<[f32]>>) -> Result<Tensor> {
-        let h = ops::scale_shift(&ops::normalize(x, 1e-5)?, s, t)?;
+        let h = ops::normalize(x, 1e-5)?
+            .broadcast_mul(s)?
+            .broadcast_add(t)?;
         let y = h.silu()?;
         match m {
             Some(m) => y.mul(&ops::mask_tensor(&m, &y)?),
@@ -370,19 +372,19 @@ mod tests {
     }
 
     /// Without the activation and with one group: LayerNorm, against [`ops::normalize`] then
-    /// [`ops::scale_shift`], values and the gradients of x, the scale and the shift (f64).
+    /// the broadcast scale and shift, values and the gradients of x, the scale and the shift (f64).
     #[test]
     fn layer_norm_is_normalize_then_scale_shift() {
         let (r, d) = (11, 7);
         let (x, w, b) = (var(&[2, r, d], 1), var(&[d], 2), var(&[d], 3));
         let fast = ops::layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
         let row = |v: &Var| v.as_tensor().reshape((1, 1, d)).unwrap();
-        let slow = ops::scale_shift(
-            &ops::normalize(x.as_tensor(), 1e-5).unwrap(),
-            &row(&w),
-            &row(&b),
-        )
-        .unwrap();
+        let slow = ops::normalize(x.as_tensor(), 1e-5)
+            .unwrap()
+            .broadcast_mul(&row(&w))
+            .unwrap()
+            .broadcast_add(&row(&b))
+            .unwrap();
         assert_eq!(fast.dims(), [2, r, d]);
         let inputs = [x.as_tensor(), w.as_tensor(), b.as_tensor()];
         assert_same_values_and_grads(&fast, &slow, &inputs);

@@ -213,10 +213,11 @@ impl Trainer {
             total += value;
             stores.push(grads);
         }
+        let vars = model.varmap().all_vars();
         let mut stores = stores.into_iter();
         let mut grads = stores.next().unwrap_or_default();
         for more in stores {
-            for var in model.varmap().all_vars() {
+            for var in &vars {
                 let v = var.as_tensor();
                 if let Some(g) = more.get(v) {
                     let sum = match grads.get(v) {
@@ -343,14 +344,8 @@ impl Batch {
         } else {
             Dropout::off()
         };
-        let whole = start == 0 && len == self.len();
-        let part = |x: &Tensor| -> Result<Tensor> {
-            Ok(if whole {
-                x.clone()
-            } else {
-                x.narrow(0, start, len)?
-            })
-        };
+        // A narrow over the whole batch is the tensor itself (no graph node).
+        let part = |x: &Tensor| -> Result<Tensor> { Ok(x.narrow(0, start, len)?) };
         let out = model.denoiser().forward(
             &part(&self.x_t)?,
             &self.t[start..start + len],

@@ -142,8 +142,8 @@ where
 
 /// A new vector of `n` items built by `f(start, len, out)`, which appends items
 /// `start..start + len` to `out`: in parts of `part` items spread over the kernels' threads when
-/// `flops` (the caller's estimate of the whole job) reaches [`PARALLEL_MIN_FLOPS`] and more than
-/// one thread is available (each part built in a vector of its own, then joined in order), else
+/// `flops` (the caller's estimate of the whole job) is [`worth_splitting`] (each part built in a
+/// vector of its own, then joined in order), else
 /// in one call on this thread. Where [`for_each_chunk`] needs an output filled beforehand (a
 /// zero fill is a pass over memory as long as a simple kernel's), this writes each item once.
 ///

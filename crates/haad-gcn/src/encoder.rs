@@ -8,8 +8,10 @@ use haad_motion::{dct::DctBasis, Motion};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::config::{EmbeddingLayer, Pooling, ValidEncoderConfig};
+use crate::cpu::fused;
 use crate::error::{GcnError, Result};
 use crate::layers::{FlatBatchNorm, GcBlock, GraphConv};
+use crate::trunk::{trunk, Plan};
 use haad_kernels::{matmul, split_batch};
 
 /// The Res-GCN encoder of the method (its reference implementation's layer names).
@@ -36,6 +38,8 @@ pub struct Encoder {
     bn1: FlatBatchNorm,
     blocks: Vec<GcBlock>,
     gc7: Option<GraphConv>,
+    /// Where each layer's parameters lie for [`crate::trunk`].
+    plan: Plan,
     dropout_rng: Mutex<StdRng>,
 }
 
@@ -59,6 +63,11 @@ impl Encoder {
             EmbeddingLayer::Output => Some(GraphConv::new(j, f, fi, true, vb.pp("gc7"))?),
             EmbeddingLayer::Hidden => None,
         };
+        let mut eps = vec![bn1.eps()];
+        for block in &blocks {
+            eps.extend([block.bn1.eps(), block.bn2.eps()]);
+        }
+        let plan = Plan::new(j, fi, f, &eps, gc7.is_some());
         Ok(Self {
             config: config.clone(),
             dct,
@@ -66,6 +75,7 @@ impl Encoder {
             bn1,
             blocks,
             gc7,
+            plan,
             dropout_rng: Mutex::new(StdRng::seed_from_u64(0)),
         })
     }
@@ -147,19 +157,26 @@ impl Encoder {
         x.mul(&mask)
     }
 
-    /// The last residual block's output `[J, B, F]` and the output `[J, B, 3K]` (when built),
-    /// in the encoder's layout.
-    fn feature_maps(
-        &self,
-        xs: &Tensor,
-        train: bool,
-    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    /// The map the embedding pools, in the encoder's layout: the output `[J, B, 3K]` with
+    /// [`EmbeddingLayer::Output`], the last residual block's output `[J, B, F]` with
+    /// [`EmbeddingLayer::Hidden`].
+    fn pooled_map(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let b = self.check_input(xs)?;
         if train && b < 2 {
             candle_core::bail!("training-mode BatchNorm needs at least 2 clips per batch, got {b}");
         }
         let x = self.node_features(xs)?;
-        let mut y = self.gc1.forward(&x)?;
+        if train && self.config.dropout == 0.0 {
+            if let Some(map) = self.trunk(&x)? {
+                return Ok(map);
+            }
+        }
+        self.layered(&x, train)
+    }
+
+    /// [`Encoder::pooled_map`] of the DCT features `x` `[J, B, 3K]`, one layer at a time.
+    fn layered(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let mut y = self.gc1.forward(x)?;
         y = self.bn1.forward_tanh(&y, None, train)?;
         y = self.dropout(&y, train)?;
         let drop = train && self.config.dropout > 0.0;
@@ -176,18 +193,53 @@ impl Encoder {
                 block.bn2.forward_tanh(&z, Some(&y), train)?
             };
         }
-        let out = match &self.gc7 {
-            Some(gc7) => Some((gc7.forward(&y)? + x)?),
-            None => None,
+        match &self.gc7 {
+            Some(gc7) => gc7.forward(&y)? + x,
+            None => Ok(y),
+        }
+    }
+
+    /// Training mode without dropout on the CPU: every layer as one operation
+    /// ([`crate::trunk`]), the map the embedding pools; `None` where the fused kernels do not
+    /// apply (another device or dtype).
+    fn trunk(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let mut layers = vec![(&self.gc1, &self.bn1)];
+        for block in &self.blocks {
+            layers.push((&block.gc1, &block.bn1));
+            layers.push((&block.gc2, &block.bn2));
+        }
+        // Packed in the plan's order: each graph convolution's A, W (and b), its BatchNorm's
+        // gamma and beta; the output layer last.
+        let mut params: Vec<Tensor> = Vec::new();
+        let add = |gc: &GraphConv, params: &mut Vec<Tensor>| -> candle_core::Result<()> {
+            params.push(gc.att().flatten_all()?);
+            params.push(gc.weight().flatten_all()?);
+            params.extend(gc.bias().cloned());
+            Ok(())
         };
-        Ok((y, out))
+        for (gc, bn) in &layers {
+            add(gc, &mut params)?;
+            params.extend(bn.gamma_beta().into_iter().cloned());
+        }
+        if let Some(gc7) = &self.gc7 {
+            add(gc7, &mut params)?;
+        }
+        let all: Vec<&Tensor> = params.iter().chain([x]).collect();
+        if !fused(&all) {
+            return Ok(None);
+        }
+        let (map, stats) = trunk(x, &Tensor::cat(&params, 0)?, &self.plan)?;
+        let b = x.dim(1)?;
+        for ((_, bn), s) in layers.iter().zip(stats) {
+            bn.update_from(s, b)?;
+        }
+        Ok(Some(map))
     }
 
     /// The un-pooled feature map the embedding is taken from: `[B, J, 3K]` for
     /// [`EmbeddingLayer::Output`], `[B, J, F]` for [`EmbeddingLayer::Hidden`].
     pub fn feature_map(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let (hidden, out) = self.feature_maps(xs, train)?;
-        out.unwrap_or(hidden).transpose(0, 1)?.contiguous()
+        self.pooled_map(xs, train)?.transpose(0, 1)?.contiguous()
     }
 }
 
@@ -223,8 +275,7 @@ pub const EVAL_CHUNK: usize = 32;
 impl Encoder {
     /// Embeddings `[B, E]` of clips `[B, T, J, 3]`, on this thread's kernels.
     fn embed_batch(&self, xs: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let (hidden, out) = self.feature_maps(xs, train)?;
-        let map = out.unwrap_or(hidden); // [J, B, F]
+        let map = self.pooled_map(xs, train)?; // [J, B, F]
         match self.config.pooling {
             Pooling::MaxOverFeatures => map.max(2)?.t()?.contiguous(), // [J, B] -> [B, J]
             Pooling::MaxOverJoints => map.max(0),                      // [B, F]
@@ -253,4 +304,120 @@ pub fn batch_tensor(clips: &[Motion], device: &Device) -> Result<Tensor> {
         values.extend(clip.data().iter().copied());
     }
     Ok(Tensor::from_vec(values, (clips.len(), t, j, 3), device)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EncoderConfig;
+    use candle_core::{DType, Var};
+    use candle_nn::VarMap;
+    use haad_kernels::testing::{assert_close, grads_of_weighted_sum, uniform, values};
+
+    /// An encoder in `dtype` with every variable drawn (gamma and beta too), and its variables
+    /// by name.
+    fn encoder(cfg: &EncoderConfig, dtype: DType) -> (Encoder, Vec<(String, Var)>) {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu);
+        let enc = Encoder::new(&cfg.check().unwrap(), vb).unwrap();
+        let mut vars: Vec<(String, Var)> =
+            varmap.data().lock().unwrap().clone().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (name, v)) in vars.iter().enumerate() {
+            let mut x = uniform(v.elem_count(), 100 + i as u64, 0.5);
+            if name.ends_with("running_var") {
+                x.iter_mut().for_each(|x| *x += 1.0);
+            }
+            let t = Tensor::from_vec(x, v.shape(), &Device::Cpu).unwrap();
+            v.set(&t.to_dtype(dtype).unwrap()).unwrap();
+        }
+        (enc, vars)
+    }
+
+    /// The training pass as one operation ([`crate::trunk`]) against the same layers one at a
+    /// time: the map, every variable's gradient and the input's, and the running statistics
+    /// after the update, in f64 (1e-12) and f32; with and without the output layer, with 0 to
+    /// 2 residual blocks.
+    #[test]
+    fn trunk_matches_the_layers() {
+        for (blocks, embedding) in [
+            (0, EmbeddingLayer::Output),
+            (2, EmbeddingLayer::Output),
+            (1, EmbeddingLayer::Hidden),
+            (2, EmbeddingLayer::Hidden),
+        ] {
+            let cfg = EncoderConfig {
+                joints: 5,
+                frames: 12,
+                dct_coefficients: 4,
+                hidden: 7,
+                blocks,
+                embedding,
+                ..Default::default()
+            };
+            for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-4)] {
+                let (enc, vars) = encoder(&cfg, dtype);
+                let x = Var::from_tensor(
+                    &Tensor::from_vec(uniform(5 * 6 * 12, 7, 2.0), (5, 6, 12), &Device::Cpu)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap(),
+                )
+                .unwrap();
+                let before: Vec<Tensor> = vars
+                    .iter()
+                    .map(|(_, v)| v.as_tensor().copy().unwrap())
+                    .collect();
+                let what = format!("{blocks} blocks, {embedding:?}, {dtype:?}");
+                let fused = enc.trunk(&x).unwrap().expect("the fused path applies");
+                let after_fused: Vec<Vec<f64>> = vars.iter().map(|(_, v)| values(v)).collect();
+                for ((_, v), t) in vars.iter().zip(&before) {
+                    v.set(t).unwrap();
+                }
+                let layered = enc.layered(&x, true).unwrap();
+                assert_close(
+                    &values(&fused),
+                    &values(&layered),
+                    tol,
+                    &format!("map {what}"),
+                );
+                let w = Tensor::from_vec(
+                    uniform(fused.elem_count(), 8, 1.0),
+                    fused.shape(),
+                    &Device::Cpu,
+                )
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+                let (g1, g2) = (
+                    grads_of_weighted_sum(&fused, &w),
+                    grads_of_weighted_sum(&layered, &w),
+                );
+                let mut seen = 0;
+                for ((name, v), a) in vars.iter().zip(&after_fused) {
+                    assert_close(
+                        a,
+                        &values(v),
+                        tol,
+                        &format!("{name} after the update, {what}"),
+                    );
+                    if name.contains("running") {
+                        continue;
+                    }
+                    let (a, b) = (g1.get(v).expect(name), g2.get(v).expect(name));
+                    assert_close(
+                        &values(a),
+                        &values(b),
+                        tol * 10.0,
+                        &format!("d{name} {what}"),
+                    );
+                    seen += 1;
+                }
+                let (a, b) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
+                assert_close(&values(a), &values(b), tol * 10.0, &format!("dX {what}"));
+                let output = usize::from(embedding == EmbeddingLayer::Output);
+                assert_eq!(seen, 5 + 8 * blocks + 3 * output, "{what}");
+            }
+        }
+    }
 }

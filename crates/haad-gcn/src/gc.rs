@@ -42,7 +42,7 @@ struct GraphConvOp {
 }
 
 /// `(y, mid)`.
-fn forward<T: Element>(
+pub(crate) fn forward<T: Element>(
     x: &[T],
     a: &[T],
     wb: &[T],
@@ -68,7 +68,7 @@ fn forward<T: Element>(
 }
 
 /// `(dx, dA, dwb)` for the output gradient `g` `[J, B, F_out]`.
-fn backward<T: Element>(
+pub(crate) fn backward<T: Element>(
     x: &[T],
     a: &[T],
     wb: &[T],

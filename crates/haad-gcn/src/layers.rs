@@ -6,7 +6,7 @@ use haad_kernels::matmul;
 
 use crate::cpu::fused;
 use crate::gc::graph_conv;
-use crate::norm::{norm_tanh, Scale};
+use crate::norm::{norm_tanh, BatchStats, Scale};
 
 /// BatchNorm settings of the reference code (PyTorch `BatchNorm1d` defaults).
 pub(crate) const BN_CONFIG: BatchNormConfig = BatchNormConfig {
@@ -210,11 +210,28 @@ impl FlatBatchNorm {
             (Tensor::cat(&[&scale, &shift], 1)?, Scale::Fixed)
         };
         let (y, stats) = norm_tanh(x, &st, residual, mode)?;
-        if let Some((mean, var)) = stats {
-            let t = |v: Vec<f64>| Tensor::from_vec(v, j * f, x.device())?.to_dtype(x.dtype());
-            self.update_running(&t(mean)?, &t(var)?, b)?;
+        if let Some(stats) = stats {
+            self.update_from(stats, b)?;
         }
         Ok(y)
+    }
+
+    /// `gamma` and `beta`, `[J*F]` each.
+    pub(crate) fn gamma_beta(&self) -> [&Tensor; 2] {
+        [&self.weight, &self.bias]
+    }
+
+    /// BatchNorm's `eps`.
+    pub(crate) fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Running statistics update from a fused kernel's batch statistics of `b` clips.
+    pub(crate) fn update_from(&self, (mean, var): BatchStats, b: usize) -> Result<()> {
+        let like = self.running_mean.as_tensor();
+        let t =
+            |v: Vec<f64>| Tensor::from_vec(v, like.shape(), like.device())?.to_dtype(like.dtype());
+        self.update_running(&t(mean)?, &t(var)?, b)
     }
 
     /// Running statistics update from the batch mean and biased variance `[J*F]` of `b` clips.

@@ -44,6 +44,7 @@ mod layers;
 pub mod model;
 mod norm;
 mod ops;
+mod trunk;
 
 pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};
 pub use encoder::{batch_tensor, Encoder};

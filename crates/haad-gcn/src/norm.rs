@@ -132,7 +132,7 @@ fn scale_shift<T: Float>(
 }
 
 /// Forward: `y` and per joint `[mean f, var f]` (batch mode).
-fn forward<T: Float>(
+pub(crate) fn forward<T: Float>(
     x: &[T],
     st: &[T],
     r: Option<&[T]>,
@@ -173,7 +173,7 @@ fn forward<T: Float>(
 /// Backward: `(dx, dst)` for the output gradient `g`, with `y` the output (minus `r`: the
 /// tanh) and `dst` `[J, 2, F]` the gradient of `st`.
 #[allow(clippy::too_many_arguments)]
-fn backward<T: Float>(
+pub(crate) fn backward<T: Float>(
     x: &[T],
     st: &[T],
     y: &[T],

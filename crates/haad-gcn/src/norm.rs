@@ -65,17 +65,24 @@ pub(crate) fn norm_tanh(
     let stats = match scale {
         Scale::Batch(_) => {
             let s = shared.get();
-            let s: &[f64] = s.as_deref().unwrap_or_default();
-            let (mut mean, mut var) = (Vec::with_capacity(j * f), Vec::with_capacity(j * f));
-            for c in s.chunks_exact(2 * f) {
-                mean.extend_from_slice(&c[..f]);
-                var.extend_from_slice(&c[f..]);
-            }
-            Some((mean, var))
+            Some(split_stats(s.as_deref().unwrap_or_default(), f))
         }
         Scale::Fixed => None,
     };
     Ok((y, stats))
+}
+
+/// The forward's per-joint `[mean F, var F]` -> (mean `[J*F]`, var `[J*F]`).
+pub(crate) fn split_stats(s: &[f64], f: usize) -> BatchStats {
+    let (mut mean, mut var) = (
+        Vec::with_capacity(s.len() / 2),
+        Vec::with_capacity(s.len() / 2),
+    );
+    for c in s.chunks_exact(2 * f) {
+        mean.extend_from_slice(&c[..f]);
+        var.extend_from_slice(&c[f..]);
+    }
+    (mean, var)
 }
 
 struct NormTanh {

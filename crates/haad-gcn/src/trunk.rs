@@ -148,24 +148,11 @@ pub(crate) fn trunk(
         Some(t) => t
             .stats
             .iter()
-            .map(|s| split_stats(s, plan.hidden))
+            .map(|s| norm::split_stats(s, plan.hidden))
             .collect(),
         None => candle_core::bail!("{OP}: forward kept nothing"),
     };
     Ok((y, stats))
-}
-
-/// Per joint `[mean F, var F]` -> (mean `[J*F]`, var `[J*F]`).
-fn split_stats(s: &[f64], f: usize) -> norm::BatchStats {
-    let (mut mean, mut var) = (
-        Vec::with_capacity(s.len() / 2),
-        Vec::with_capacity(s.len() / 2),
-    );
-    for c in s.chunks_exact(2 * f) {
-        mean.extend_from_slice(&c[..f]);
-        var.extend_from_slice(&c[f..]);
-    }
-    (mean, var)
 }
 
 /// What the forward keeps: per graph convolution its intermediate product; per BatchNorm its
@@ -213,17 +200,15 @@ fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan) -> Result<(Vec<T>, Tape)> {
         st: Vec::with_capacity(n),
         stats: Vec::with_capacity(n),
     };
+    let gc_forward = |k: usize, input: &[T]| {
+        let g = &plan.gcs[k];
+        let dims = gc_dims(g, j, b);
+        gc::forward(input, &p[g.att.clone()], &p[g.wb.clone()], dims, g.bias)
+    };
     let mut ys: Vec<Vec<T>> = Vec::with_capacity(n);
     for (k, (gamma, beta, eps)) in plan.norms.iter().enumerate() {
-        let g = &plan.gcs[k];
         let input = if k == 0 { x } else { &ys[k - 1] };
-        let (z, mid) = gc::forward(
-            input,
-            &p[g.att.clone()],
-            &p[g.wb.clone()],
-            gc_dims(g, j, b),
-            g.bias,
-        )?;
+        let (z, mid) = gc_forward(k, input)?;
         let st = interleave(p, gamma, beta, f);
         let r = (k >= 2 && k % 2 == 0).then(|| ys[k - 2].as_slice());
         let (y, stats) = norm::forward(&z, &st, r, (j, b, f), Scale::Batch(*eps));
@@ -235,14 +220,7 @@ fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan) -> Result<(Vec<T>, Tape)> {
     }
     let last = ys.last().map(Vec::as_slice).unwrap_or_default();
     let out = if plan.output {
-        let g = &plan.gcs[n];
-        let (mut o, mid) = gc::forward(
-            last,
-            &p[g.att.clone()],
-            &p[g.wb.clone()],
-            gc_dims(g, j, b),
-            g.bias,
-        )?;
+        let (mut o, mid) = gc_forward(n, last)?;
         o.iter_mut().zip(x).for_each(|(o, &v)| *o += v);
         tape.mids.push(into_storage(mid));
         o

@@ -225,6 +225,7 @@ fn product<T: Float>(a: MatRef<T>, b: MatRef<T>) -> Vec<T> {
 }
 
 /// P = softmax(q k^T scale) `[K, K]` of head `h` of a clip's rows `[K, 3 d]`.
+#[inline(always)]
 fn probabilities<T: Float>(clip: &[T], a: &AttentionDims, h: usize) -> Vec<T> {
     let w = 3 * a.d;
     let mut p = product(view(clip, a, w, 0, h), view(clip, a, w, 1, h).t());
@@ -250,6 +251,7 @@ fn mask_of<'m>(
 }
 
 /// `x *= m` entry by entry (a dropout mask).
+#[inline(always)]
 fn apply_mask<T: Float>(x: &mut [T], m: Option<&[f32]>) {
     if let Some(m) = m {
         for (v, &mv) in x.iter_mut().zip(m) {
@@ -259,69 +261,74 @@ fn apply_mask<T: Float>(x: &mut [T], m: Option<&[f32]>) {
 }
 
 /// Writes a head's `[K, dh]` block into columns `c0 .. c0 + dh` of rows `width` wide.
+#[inline(always)]
 fn put<T: Float>(block: &[T], a: &AttentionDims, width: usize, c0: usize, rows: &mut [T]) {
     for (src, dst) in block.chunks_exact(a.dh).zip(rows.chunks_exact_mut(width)) {
         dst[c0..c0 + a.dh].copy_from_slice(src);
     }
 }
 
-/// y `[K, d]` of clip `b` from its rows of qkv `[K, 3 d]`.
-fn forward_clip<T: Float>(
-    clip: &[T],
-    a: &AttentionDims,
-    b: usize,
-    mask: Option<&[f32]>,
-    y: &mut [T],
-) {
-    let (k, w) = (a.tokens, 3 * a.d);
-    for h in 0..a.heads {
-        let mut p = probabilities(clip, a, h);
-        apply_mask(&mut p, mask_of(mask, a, b, h));
-        let yh = product(
-            MatRef::new(&p, k, k).expect("[K, K]"),
-            view(clip, a, w, 2, h),
-        );
-        put(&yh, a, a.d, h * a.dh, y);
+haad_kernels::multiversion! {
+    /// y `[K, d]` of clip `b` from its rows of qkv `[K, 3 d]`.
+    fn forward_clip<T: Float>(
+        clip: &[T],
+        a: &AttentionDims,
+        b: usize,
+        mask: Option<&[f32]>,
+        y: &mut [T],
+    ) {
+        let (k, w) = (a.tokens, 3 * a.d);
+        for h in 0..a.heads {
+            let mut p = probabilities(clip, a, h);
+            apply_mask(&mut p, mask_of(mask, a, b, h));
+            let yh = product(
+                MatRef::new(&p, k, k).expect("[K, K]"),
+                view(clip, a, w, 2, h),
+            );
+            put(&yh, a, a.d, h * a.dh, y);
+        }
     }
 }
 
-/// dL/dqkv `[K, 3 d]` of clip `b` from its rows of qkv and of dL/dy (`g`, `[K, d]`).
-fn backward_clip<T: Float>(
-    clip: &[T],
-    g: &[T],
-    a: &AttentionDims,
-    b: usize,
-    mask: Option<&[f32]>,
-    out: &mut [T],
-) {
-    let (k, w, d) = (a.tokens, 3 * a.d, a.d);
-    let scale = T::f(a.scale());
-    for h in 0..a.heads {
-        let mut p = probabilities(clip, a, h);
-        let m = mask_of(mask, a, b, h);
-        let gh = view(g, a, d, 0, h);
-        // dP = (g v^T) * M; dS = P (dP - sum(dP P)) scale by rows; then P' = P * M.
-        let mut ds = product(gh, view(clip, a, w, 2, h).t());
-        apply_mask(&mut ds, m);
-        for (row, pr) in ds.chunks_exact_mut(k).zip(p.chunks_exact(k)) {
-            let s = ops::row_dot(pr, row);
-            for (v, &pv) in row.iter_mut().zip(pr) {
-                *v = pv * (*v - s) * scale;
+haad_kernels::multiversion! {
+    /// dL/dqkv `[K, 3 d]` of clip `b` from its rows of qkv and of dL/dy (`g`, `[K, d]`).
+    fn backward_clip<T: Float>(
+        clip: &[T],
+        g: &[T],
+        a: &AttentionDims,
+        b: usize,
+        mask: Option<&[f32]>,
+        out: &mut [T],
+    ) {
+        let (k, w, d) = (a.tokens, 3 * a.d, a.d);
+        let scale = T::f(a.scale());
+        for h in 0..a.heads {
+            let mut p = probabilities(clip, a, h);
+            let m = mask_of(mask, a, b, h);
+            let gh = view(g, a, d, 0, h);
+            // dP = (g v^T) * M; dS = P (dP - sum(dP P)) scale by rows; then P' = P * M.
+            let mut ds = product(gh, view(clip, a, w, 2, h).t());
+            apply_mask(&mut ds, m);
+            for (row, pr) in ds.chunks_exact_mut(k).zip(p.chunks_exact(k)) {
+                let s = ops::row_dot(pr, row);
+                for (v, &pv) in row.iter_mut().zip(pr) {
+                    *v = pv * (*v - s) * scale;
+                }
             }
+            apply_mask(&mut p, m);
+            let ds_m = MatRef::new(&ds, k, k).expect("[K, K]");
+            let p_m = MatRef::new(&p, k, k).expect("[K, K]");
+            // dq = dS k, dk = dS^T q, dv = P'^T g.
+            put(&product(ds_m, view(clip, a, w, 1, h)), a, w, h * a.dh, out);
+            put(
+                &product(ds_m.t(), view(clip, a, w, 0, h)),
+                a,
+                w,
+                d + h * a.dh,
+                out,
+            );
+            put(&product(p_m.t(), gh), a, w, 2 * d + h * a.dh, out);
         }
-        apply_mask(&mut p, m);
-        let ds_m = MatRef::new(&ds, k, k).expect("[K, K]");
-        let p_m = MatRef::new(&p, k, k).expect("[K, K]");
-        // dq = dS k, dk = dS^T q, dv = P'^T g.
-        put(&product(ds_m, view(clip, a, w, 1, h)), a, w, h * a.dh, out);
-        put(
-            &product(ds_m.t(), view(clip, a, w, 0, h)),
-            a,
-            w,
-            d + h * a.dh,
-            out,
-        );
-        put(&product(p_m.t(), gh), a, w, 2 * d + h * a.dh, out);
     }
 }
 

@@ -79,6 +79,13 @@ impl Norm {
         Ok(ops::layer_norm(x, &self.weight, &self.bias, NORM_EPS)?)
     }
 
+    fn frozen(&self) -> Result<Self> {
+        Ok(Self {
+            weight: ops::frozen_copy(&self.weight)?,
+            bias: ops::frozen_copy(&self.bias)?,
+        })
+    }
+
     /// `SiLU(LN(x) (1 + scale) + shift)` times the dropout mask, for x `[B, K, d]` and per-clip
     /// `scale`, `shift` `[B, 1, d]`, in one pass over x ([`modulated_silu`]): the LayerNorm's own
     /// scale w and shift b folded into the per-clip ones, `x_hat (w (1 + scale)) + (b (1 + scale)
@@ -156,6 +163,15 @@ impl Stylization {
         })
     }
 
+    fn frozen(&self) -> Result<Self> {
+        Ok(Self {
+            emb: self.emb.frozen()?,
+            norm: self.norm.frozen()?,
+            out: self.out.frozen()?,
+            d: self.d,
+        })
+    }
+
     /// `silu_emb`: SiLU(emb), `[B, d]`.
     fn forward(&self, y: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
         let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
@@ -173,6 +189,8 @@ struct SelfAttention {
     q: Linear,
     k: Linear,
     v: Linear,
+    /// `[W_q; W_k; W_v]^T` `[d, 3d]` in a frozen copy (built once, not per call).
+    qkv_t: Option<Tensor>,
     heads: usize,
     style: Stylization,
 }
@@ -184,8 +202,32 @@ impl SelfAttention {
             q: linear_no_bias(d, d, vb.pp("q"))?,
             k: linear_no_bias(d, d, vb.pp("k"))?,
             v: linear_no_bias(d, d, vb.pp("v"))?,
+            qkv_t: None,
             heads,
             style: Stylization::new(d, vb.pp("style"))?,
+        })
+    }
+
+    /// `[W_q; W_k; W_v]` `[3d, d]`: the rows of q, k and v's weights, stacked.
+    fn qkv(&self) -> Result<Tensor> {
+        Ok(Tensor::cat(
+            &[self.q.weight(), self.k.weight(), self.v.weight()],
+            0,
+        )?)
+    }
+
+    fn frozen(&self) -> Result<Self> {
+        let qkv_t = haad_kernels::transpose_detached(&self.qkv()?)?;
+        let d = self.q.weight().dim(0)?;
+        let part = |i: usize| Linear::transposed(qkv_t.narrow(1, i * d, d)?, None);
+        Ok(Self {
+            norm: self.norm.frozen()?,
+            q: part(0)?,
+            k: part(1)?,
+            v: part(2)?,
+            qkv_t: Some(qkv_t),
+            heads: self.heads,
+            style: self.style.frozen()?,
         })
     }
 
@@ -193,8 +235,11 @@ impl SelfAttention {
         let (b, k, d) = x.dims3()?;
         let xn = self.norm.forward(x)?.reshape((b * k, d))?;
         // One product for q, k and v: [B K, 3d].
-        let w = Tensor::cat(&[self.q.weight(), self.k.weight(), self.v.weight()], 0)?;
-        let qkv = haad_kernels::matmul(&xn, &w.t()?)?;
+        let wt = match &self.qkv_t {
+            Some(wt) => wt.clone(),
+            None => self.qkv()?.t()?,
+        };
+        let qkv = haad_kernels::matmul(&xn, &wt)?;
         let mask = drop.mask(b * self.heads * k * k);
         let y = attention(&qkv, k, self.heads, mask)?;
         Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
@@ -215,6 +260,14 @@ impl FeedForward {
             lin1: linear(d, 2 * d, vb.pp("lin1"))?,
             lin2: zero_linear(2 * d, d, vb.pp("lin2"))?,
             style: Stylization::new(d, vb.pp("style"))?,
+        })
+    }
+
+    fn frozen(&self) -> Result<Self> {
+        Ok(Self {
+            lin1: self.lin1.frozen()?,
+            lin2: self.lin2.frozen()?,
+            style: self.style.frozen()?,
         })
     }
 
@@ -309,6 +362,35 @@ impl Denoiser {
     /// The configuration the network was built for.
     pub fn config(&self) -> &ValidConfig {
         &self.cfg
+    }
+
+    /// A copy for inference with the weights as they are now (a sampler's many evaluations):
+    /// every parameter copied out of its variable (no gradient reaches the variables through
+    /// it, and changing them afterwards does not change the copy), every Linear's weight
+    /// stored transposed, `[in, out]`, with q, k and v's stacked, once ([`Linear::frozen`]).
+    /// The same forward to gemm's rounding.
+    pub fn frozen(&self) -> Result<Self> {
+        let frozen = |l: &Linear| l.frozen();
+        Ok(Self {
+            cfg: self.cfg.clone(),
+            joint_embed: frozen(&self.joint_embed)?,
+            pos_embed: ops::frozen_copy(&self.pos_embed)?,
+            time1: frozen(&self.time1)?,
+            time2: frozen(&self.time2)?,
+            cond_embed: frozen(&self.cond_embed)?,
+            cond_tokens: self.cond_tokens.as_ref().map(frozen).transpose()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    Ok(Layer {
+                        attn: l.attn.frozen()?,
+                        ffn: l.ffn.frozen()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            out: frozen(&self.out)?,
+        })
     }
 
     /// eps_hat `[B, K, F]` for x_t `[B, K, F]`, timesteps `t` (B of them, in `0..=T`) and the

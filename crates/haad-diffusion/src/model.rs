@@ -308,10 +308,19 @@ impl DiffusionModel {
     /// The network's estimates `(x0_hat, eps_hat)`, both `[B, K, F]`, for x_t `[B, K, F]` at
     /// timesteps `t` given the conditioning (no dropout), detached from the computation graph.
     pub fn denoise(&self, x_t: &Tensor, t: &[usize], cond: &Tensor) -> Result<(Tensor, Tensor)> {
-        let out = self
-            .net
-            .forward(x_t, t, cond, &mut Dropout::off())?
-            .detach();
+        self.denoise_by(&self.net, x_t, t, cond)
+    }
+
+    /// [`DiffusionModel::denoise`] through `net`, this model's network or a
+    /// [`Denoiser::frozen`] copy of it.
+    pub(crate) fn denoise_by(
+        &self,
+        net: &Denoiser,
+        x_t: &Tensor,
+        t: &[usize],
+        cond: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let out = net.forward(x_t, t, cond, &mut Dropout::off())?.detach();
         self.estimates(x_t, &out, t)
     }
 

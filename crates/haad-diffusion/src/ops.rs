@@ -97,12 +97,37 @@ pub(crate) fn mask_tensor(m: &[f32], like: &Tensor) -> Result<Tensor> {
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// W^T `[in, out]`, contiguous, in a [`Linear::frozen`] copy.
+    weight_t: Option<Tensor>,
 }
 
 impl Linear {
     /// The layer `x W^T + b`.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            weight_t: None,
+        }
+    }
+
+    /// A copy for inference with the weights as they are now: its parameters are copied out
+    /// of the variables (later changes to them do not reach the copy, and no gradient reaches
+    /// them through it), the weight stored transposed, `[in, out]`, the layout gemm reads
+    /// without repacking it in every call ([`haad_kernels::linear_in_out`]). The same values
+    /// as `self`'s forward, to gemm's rounding.
+    pub fn frozen(&self) -> Result<Self> {
+        let bias = self.bias.as_ref().map(frozen_copy).transpose()?;
+        Self::transposed(haad_kernels::transpose_detached(&self.weight)?, bias)
+    }
+
+    /// The layer with W^T `weight_t` `[in, out]` (a view is fine: products read its strides).
+    pub fn transposed(weight_t: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            weight: weight_t.t()?,
+            bias,
+            weight_t: Some(weight_t),
+        })
     }
 
     /// The weight W, `[out, in]`.
@@ -118,15 +143,27 @@ impl candle_core::Module for Linear {
         if dims.last() != Some(&inp) {
             candle_core::bail!("linear: input {dims:?} does not end in {inp} features");
         }
-        if let Some(b) = &self.bias {
-            return haad_kernels::linear(x, &self.weight, b);
+        match (&self.bias, &self.weight_t) {
+            (Some(b), Some(wt)) => return haad_kernels::linear_in_out(x, wt, b),
+            (Some(b), None) => return haad_kernels::linear(x, &self.weight, b),
+            _ => {}
         }
         let rows = x.elem_count() / inp;
-        let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &self.weight.t()?)?;
+        let wt = match &self.weight_t {
+            Some(wt) => wt.clone(),
+            None => self.weight.t()?,
+        };
+        let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &wt)?;
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("non-empty") = out;
         y.reshape(shape)
     }
+}
+
+/// A copy of `t` with storage of its own, outside the autograd graph: unlike `detach`, which
+/// shares the storage, later in-place changes to a variable do not reach it.
+pub fn frozen_copy(t: &Tensor) -> Result<Tensor> {
+    Ok(t.copy()?.detach())
 }
 
 pub(crate) fn fused(x: &Tensor) -> bool {
@@ -230,6 +267,7 @@ fn collect_rows<T: Send>(
 
 /// `sum f(i)` for `i < n`, in f64 over eight independent partial sums (so that the loop
 /// vectorises and does not wait on one running sum).
+#[inline(always)]
 pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let full = n / 8 * 8;
@@ -243,6 +281,7 @@ pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
 }
 
 /// Row mean and 1 / sqrt(var + eps), accumulated in f64.
+#[inline(always)]
 pub(crate) fn moments<T: Float>(row: &[T], eps: f64) -> (f64, f64) {
     let d = row.len() as f64;
     let mean = lane_sum(row.len(), |i| row[i].to()) / d;
@@ -343,7 +382,10 @@ impl CustomOp1 for GroupSum {
 /// Softmax of one row, in place: `exp(x - max) / sum`, the sum in f64.
 #[inline(always)]
 pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
-    let max = row.iter().map(|v| v.to()).fold(f64::NEG_INFINITY, f64::max);
+    let mut max = f64::NEG_INFINITY;
+    for v in row.iter() {
+        max = max.max(v.to());
+    }
     let max = T::f(max);
     for y in row.iter_mut() {
         *y = (*y - max).exp();
@@ -411,16 +453,29 @@ struct Activation {
     mask: Option<Arc<[f32]>>,
 }
 
-/// Appends `f(x[i]) m[i]` (or `f(x[i])` without a mask) for one block of values.
+/// Appends `f(x[i]) m[i]` (or `f(x[i])` without a mask) for one block of values. Plain loops
+/// over the grown buffer: `Vec::extend` over an iterator runs in a fold that is not inlined
+/// into [`activate`], so it would not be compiled for the detected SIMD level.
 #[inline(always)]
 fn map_masked<T: Float>(out: &mut Vec<T>, x: &[T], m: Option<&[f32]>, f: impl Fn(T) -> T) {
+    let o0 = out.len();
+    out.resize(o0 + x.len(), T::f(0.0));
+    let o = &mut out[o0..];
     match m {
-        None => out.extend(x.iter().map(|&v| f(v))),
-        Some(m) => out.extend(x.iter().zip(m).map(|(&v, &mv)| f(v) * T::f(mv as f64))),
+        None => {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = f(v);
+            }
+        }
+        Some(m) => {
+            for ((o, &v), &mv) in o.iter_mut().zip(x).zip(m) {
+                *o = f(v) * T::f(mv as f64);
+            }
+        }
     }
 }
 
-/// Appends `f'(x[i]) (g[i] m[i])` for one block of values.
+/// Appends `f'(x[i]) (g[i] m[i])` for one block of values (plain loops, as [`map_masked`]).
 #[inline(always)]
 fn map_masked_grad<T: Float>(
     out: &mut Vec<T>,
@@ -429,14 +484,46 @@ fn map_masked_grad<T: Float>(
     m: Option<&[f32]>,
     df: impl Fn(T) -> T,
 ) {
+    let o0 = out.len();
+    out.resize(o0 + x.len(), T::f(0.0));
+    let o = &mut out[o0..];
     match m {
-        None => out.extend(x.iter().zip(g).map(|(&v, &gv)| df(v) * gv)),
-        Some(m) => out.extend(
-            x.iter()
-                .zip(g)
-                .zip(m)
-                .map(|((&v, &gv), &mv)| df(v) * (gv * T::f(mv as f64))),
-        ),
+        None => {
+            for ((o, &v), &gv) in o.iter_mut().zip(x).zip(g) {
+                *o = df(v) * gv;
+            }
+        }
+        Some(m) => {
+            for (((o, &v), &gv), &mv) in o.iter_mut().zip(x).zip(g).zip(m) {
+                *o = df(v) * (gv * T::f(mv as f64));
+            }
+        }
+    }
+}
+
+haad_kernels::multiversion! {
+    /// Appends `kind(x[i]) m[i]` (or without the mask) to `out`.
+    fn activate<T: Float>(out: &mut Vec<T>, x: &[T], m: Option<&[f32]>, kind: Unary) {
+        match kind {
+            Unary::Gelu => map_masked(out, x, m, |v| Unary::Gelu.value(v)),
+            Unary::Silu => map_masked(out, x, m, |v| Unary::Silu.value(v)),
+        }
+    }
+}
+
+haad_kernels::multiversion! {
+    /// Appends `kind'(x[i]) (g[i] m[i])` (or without the mask) to `out`.
+    fn activate_grad<T: Float>(
+        out: &mut Vec<T>,
+        x: &[T],
+        g: &[T],
+        m: Option<&[f32]>,
+        kind: Unary,
+    ) {
+        match kind {
+            Unary::Gelu => map_masked_grad(out, x, g, m, |v| Unary::Gelu.derivative(v)),
+            Unary::Silu => map_masked_grad(out, x, g, m, |v| Unary::Silu.derivative(v)),
+        }
     }
 }
 
@@ -452,12 +539,12 @@ impl CustomOp1 for Activation {
         let out = match self.kind {
             Unary::Gelu => dispatch!(self.name(), s, l, |x| {
                 collect_rows(x.len(), 1, 40, |i0, n, out| {
-                    map_masked(out, &x[i0..i0 + n], from(i0, n), |v| Unary::Gelu.value(v))
+                    activate(out, &x[i0..i0 + n], from(i0, n), Unary::Gelu)
                 })
             }),
             Unary::Silu => dispatch!(self.name(), s, l, |x| {
                 collect_rows(x.len(), 1, 30, |i0, n, out| {
-                    map_masked(out, &x[i0..i0 + n], from(i0, n), |v| Unary::Silu.value(v))
+                    activate(out, &x[i0..i0 + n], from(i0, n), Unary::Silu)
                 })
             }),
         };
@@ -495,16 +582,24 @@ impl CustomOp2 for ActivationGrad {
         let out = match self.kind {
             Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
                 collect_rows(x.len(), 1, 50, |i0, n, out| {
-                    map_masked_grad(out, &x[i0..i0 + n], &g[i0..i0 + n], from(i0, n), |v| {
-                        Unary::Gelu.derivative(v)
-                    })
+                    activate_grad(
+                        out,
+                        &x[i0..i0 + n],
+                        &g[i0..i0 + n],
+                        from(i0, n),
+                        Unary::Gelu,
+                    )
                 })
             }),
             Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
                 collect_rows(x.len(), 1, 30, |i0, n, out| {
-                    map_masked_grad(out, &x[i0..i0 + n], &g[i0..i0 + n], from(i0, n), |v| {
-                        Unary::Silu.derivative(v)
-                    })
+                    activate_grad(
+                        out,
+                        &x[i0..i0 + n],
+                        &g[i0..i0 + n],
+                        from(i0, n),
+                        Unary::Silu,
+                    )
                 })
             }),
         };

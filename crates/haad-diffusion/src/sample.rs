@@ -121,6 +121,9 @@ impl DiffusionModel {
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let clips_per_chunk = (SAMPLE_BATCH / per_clip).max(1);
+        // The weights do not change while sampling: transposed once here, not repacked by
+        // every product of every step.
+        let net = self.denoiser().frozen()?;
         let mut out = Vec::with_capacity(observed.len() * per_clip);
         for chunk in observed.chunks(clips_per_chunk) {
             let frames = self.frames_tensor(chunk)?;
@@ -143,7 +146,9 @@ impl DiffusionModel {
                     .map(part)
                     .collect::<candle_core::Result<Vec<_>>>()?;
                 let c = part(&c_obs)?;
-                self.ddim_from(&c, true, &noise, |x, t| self.denoise(x, &vec![t; len], &c))
+                self.ddim_from(&c, true, &noise, |x, t| {
+                    self.denoise_by(&net, x, &vec![t; len], &c)
+                })
             });
             let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
             let x0 = Tensor::cat(&parts, 0)?;

@@ -112,29 +112,69 @@ fn forward<T: Float>(
     // Each value written once: no zero-filled buffer first (a pass over memory as long as
     // this kernel's own).
     haad_kernels::collect_chunks(x.len(), group, FORWARD_COST * x.len(), |start, len, out| {
-        for gi in start / group..(start + len) / group {
+        forward_groups(
+            x,
+            st,
+            r,
+            d,
+            eps,
+            mask,
+            silu,
+            start / group..(start + len) / group,
+            out,
+        )
+    })
+}
+
+haad_kernels::multiversion! {
+    /// Appends the output of groups `groups` of x (see [`forward`]) to `out`.
+    fn forward_groups<T: Float>(
+        x: &[T],
+        st: &[T],
+        r: usize,
+        d: usize,
+        eps: f64,
+        mask: Option<&[f32]>,
+        silu: bool,
+        groups: std::ops::Range<usize>,
+        out: &mut Vec<T>,
+    ) {
+        let group = r * d;
+        for gi in groups {
             let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
             let xg = &x[gi * group..][..group];
             let mg = mask_of(mask, gi, group);
             for (ri, xr) in xg.chunks_exact(d).enumerate() {
                 let (mean, inv) = ops::moments(xr, eps);
                 let (mean, inv) = (T::f(mean), T::f(inv));
-                let h = xr
-                    .iter()
-                    .zip(s)
-                    .zip(t)
-                    .map(|((&v, &a), &b)| (v - mean) * inv * a + b);
+                // Written in place with plain loops: `Vec::extend` over an iterator runs in a
+                // fold that is not inlined here, so it would not be compiled for this level.
+                let o0 = out.len();
+                out.resize(o0 + d, T::f(0.0));
+                let rows = out[o0..].iter_mut().zip(xr).zip(s.iter().zip(t));
+                let h = |v: T, a: T, b: T| (v - mean) * inv * a + b;
                 match (mg, silu) {
-                    (None, false) => out.extend(h),
-                    (None, true) => out.extend(h.map(|h| Unary::Silu.value(h))),
-                    (Some(m), _) => out.extend(h.zip(&m[ri * d..][..d]).map(|(h, &mv)| {
-                        let y = if silu { Unary::Silu.value(h) } else { h };
-                        y * T::f(mv as f64)
-                    })),
+                    (None, false) => {
+                        for ((o, &v), (&a, &b)) in rows {
+                            *o = h(v, a, b);
+                        }
+                    }
+                    (None, true) => {
+                        for ((o, &v), (&a, &b)) in rows {
+                            *o = Unary::Silu.value(h(v, a, b));
+                        }
+                    }
+                    (Some(m), _) => {
+                        for (((o, &v), (&a, &b)), &mv) in rows.zip(&m[ri * d..][..d]) {
+                            let y = h(v, a, b);
+                            let y = if silu { Unary::Silu.value(y) } else { y };
+                            *o = y * T::f(mv as f64);
+                        }
+                    }
                 }
             }
         }
-    })
+    }
 }
 
 /// dL/dx (the first `x.len()` values) and dL/d[s; t] (`[G, 2, d]`, after them) from x, [s; t]
@@ -151,9 +191,29 @@ fn backward<T: Float>(
     let n = x.len();
     let mut out = vec![T::f(0.0); n + st.len()];
     let (dx, dst) = out.split_at_mut(n);
-    let df = d as f64;
     let cost = BACKWARD_COST * n;
     haad_kernels::for_each_chunk_pair(dx, r * d, dst, 2 * d, cost, |gi, dxg, dstg| {
+        backward_group(x, st, g, r, d, eps, mask, silu, gi, dxg, dstg)
+    });
+    out
+}
+
+haad_kernels::multiversion! {
+    /// Group `gi`'s dL/dx into `dxg` and dL/d[s; t] into `dstg` (see [`backward`]).
+    fn backward_group<T: Float>(
+        x: &[T],
+        st: &[T],
+        g: &[T],
+        r: usize,
+        d: usize,
+        eps: f64,
+        mask: Option<&[f32]>,
+        silu: bool,
+        gi: usize,
+        dxg: &mut [T],
+        dstg: &mut [T],
+    ) {
+        let df = d as f64;
         let (s, t) = st[gi * 2 * d..][..2 * d].split_at(d);
         let (ds, dt) = dstg.split_at_mut(d);
         let (xg, gg) = (&x[gi * r * d..][..r * d], &g[gi * r * d..][..r * d]);
@@ -203,8 +263,7 @@ fn backward<T: Float>(
                 *o = inv * (*o - mg - xh * mgx);
             }
         }
-    });
-    out
+    }
 }
 
 impl Modulated {

@@ -7,8 +7,8 @@ use candle_core::{Device, Tensor};
 use haad_diffusion::sample::randn;
 use haad_diffusion::train::{augment_clip, data_scale, q_sample};
 use haad_diffusion::{
-    DiffusionAugmenter, DiffusionConfig, DiffusionError, DiffusionModel, Prediction, Trainer,
-    ValidConfig,
+    DiffusionAugmenter, DiffusionConfig, DiffusionError, DiffusionModel, Dropout, Prediction,
+    Trainer, ValidConfig,
 };
 use haad_motion::{preprocess, Augmenter, Motion};
 use ndarray::Array3;
@@ -599,5 +599,53 @@ fn step_gradient_is_the_same_at_any_thread_count() {
     for (name, var) in m.varmap().data().lock().unwrap().iter() {
         let (a, b) = (split.1.get(var.as_tensor()), alone.1.get(var.as_tensor()));
         assert_eq!(to_vec(a.unwrap()), to_vec(b.unwrap()), "{name}");
+    }
+}
+
+/// A frozen copy of the network (weights transposed and detached, q, k and v stacked once)
+/// computes the forward of the network it was copied from, also with condition tokens; it does
+/// not follow later changes to the variables; and no gradient reaches the variables through it.
+#[test]
+fn a_frozen_denoiser_computes_the_same_forward() {
+    for condition_tokens in [false, true] {
+        let cfg = DiffusionConfig {
+            condition_tokens,
+            ..(*tiny(4)).clone()
+        }
+        .check()
+        .unwrap();
+        let m = random_model(&cfg, 11);
+        let (b, k, f) = (5, cfg.n_pre, cfg.features());
+        let mut rng = StdRng::seed_from_u64(12);
+        let x = randn(&[b, k, f], &mut rng, &Device::Cpu).unwrap();
+        let c = randn(&[b, k, f], &mut rng, &Device::Cpu).unwrap();
+        let t = [1, 7, 30, 64, 100];
+        let net = m.denoiser();
+        let frozen = net.frozen().unwrap();
+        let want = net.forward(&x, &t, &c, &mut Dropout::off()).unwrap();
+        let got = frozen.forward(&x, &t, &c, &mut Dropout::off()).unwrap();
+        let scale = to_vec(&want).iter().fold(0f32, |a, v| a.max(v.abs()));
+        assert!(scale > 0.1, "a non-trivial output ({scale})");
+        assert!(
+            max_abs_diff(&got, &want) < 1e-5 * scale,
+            "condition_tokens {condition_tokens}: {}",
+            max_abs_diff(&got, &want)
+        );
+        let loss = got.sqr().unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        for var in m.varmap().all_vars() {
+            assert!(
+                grads.get(var.as_tensor()).is_none(),
+                "a gradient reached a variable"
+            );
+        }
+        // Changing every variable changes the network, not the frozen copy.
+        for var in m.varmap().all_vars() {
+            var.set(&(var.as_tensor() * 0.5).unwrap()).unwrap();
+        }
+        let after = frozen.forward(&x, &t, &c, &mut Dropout::off()).unwrap();
+        assert_eq!(to_vec(&after), to_vec(&got));
+        let changed = net.forward(&x, &t, &c, &mut Dropout::off()).unwrap();
+        assert!(max_abs_diff(&changed, &want) > 1e-3 * scale);
     }
 }

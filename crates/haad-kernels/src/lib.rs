@@ -13,17 +13,21 @@ mod gemm;
 mod linear;
 mod math;
 mod matmul;
+mod simd;
 mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod threads;
+mod transpose;
 
 pub use gemm::{gemm, Element, MatRef};
-pub use linear::linear;
+pub use linear::{linear, linear_in_out};
 pub use math::exp_f32;
 pub use matmul::matmul;
+pub use simd::{level as simd_level, SimdLevel};
 pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
     collect_chunks, for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial,
     split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
 };
+pub use transpose::transpose_detached;

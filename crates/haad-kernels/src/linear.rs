@@ -1,6 +1,7 @@
 //! `linear`: `x W^T + b` as one differentiable CPU operation (one node in the autograd graph
 //! instead of a product and a bias addition: each node costs candle a zero fill and an addition
-//! of its input's size in the backward pass).
+//! of its input's size in the backward pass). [`linear_in_out`] is the same layer with the weight
+//! stored transposed, `[in, out]`.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -18,11 +19,35 @@ const OP: &str = "linear";
 /// of `g`); elsewhere candle's `matmul` and `broadcast_add`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let (out, inp) = weight.dims2()?;
+    apply(x, weight, bias, Linear { in_out: false }, inp, out)
+}
+
+/// [`linear`] with the weight stored transposed: `x W^T + b` for `weight_t` = W^T `[in, out]`.
+///
+/// For a row-major output gemm reads this layout without repacking the weight in every call,
+/// where `[out, in]` is packed again each time: 10-19 % less time for the sampler's products
+/// (`[640, 512] x [512, 512..1536]`, one thread). Meant for weights used many times unchanged,
+/// copied once with [`crate::transpose_detached`]; differentiable like [`linear`] (the weight's
+/// gradient is `[in, out]` too).
+pub fn linear_in_out(x: &Tensor, weight_t: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (inp, out) = weight_t.dims2()?;
+    apply(x, weight_t, bias, Linear { in_out: true }, inp, out)
+}
+
+fn apply(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    op: Linear,
+    inp: usize,
+    out: usize,
+) -> Result<Tensor> {
     let dims = x.dims();
     if dims.last() != Some(&inp) || bias.dims() != [out] {
         candle_core::bail!(
-            "linear: input {dims:?}, weight {:?}, bias {:?}",
+            "linear: input {dims:?}, weight {:?} ({}), bias {:?}",
             weight.dims(),
+            if op.in_out { "[in, out]" } else { "[out, in]" },
             bias.dims()
         );
     }
@@ -33,18 +58,42 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let float = is_float(x.dtype()) && weight.dtype() == x.dtype() && bias.dtype() == x.dtype();
     let x2 = x.contiguous()?.reshape((rows, inp))?;
     let y = if cpu && float {
-        x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, Linear)?
+        x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?
+    } else if op.in_out {
+        x2.matmul(weight)?.broadcast_add(bias)?
     } else {
         x2.matmul(&weight.t()?)?.broadcast_add(bias)?
     };
     y.reshape(shape)
 }
 
-struct Linear;
+/// The fused layer; `in_out`: the weight is stored `[in, out]` (else `[out, in]`).
+#[derive(Clone, Copy)]
+struct Linear {
+    in_out: bool,
+}
 
-fn forward<T: Element>(x: &[T], w: &[T], b: &[T], rows: usize, inp: usize) -> Result<Vec<T>> {
+impl Linear {
+    /// W^T `[in, out]` as a view of the stored weight.
+    fn weight_t<'a, T: Element>(self, w: &'a [T], inp: usize, out: usize) -> Result<MatRef<'a, T>> {
+        if self.in_out {
+            MatRef::new(w, inp, out)
+        } else {
+            Ok(MatRef::new(w, out, inp)?.t())
+        }
+    }
+}
+
+fn forward<T: Element>(
+    op: Linear,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    rows: usize,
+    inp: usize,
+) -> Result<Vec<T>> {
     let out = b.len();
-    let mut y = gemm(MatRef::new(x, rows, inp)?, MatRef::new(w, out, inp)?.t())?;
+    let mut y = gemm(MatRef::new(x, rows, inp)?, op.weight_t(w, inp, out)?)?;
     for row in y.chunks_exact_mut(out.max(1)) {
         row.iter_mut().zip(b).for_each(|(v, &c)| *v += c);
     }
@@ -54,6 +103,7 @@ fn forward<T: Element>(x: &[T], w: &[T], b: &[T], rows: usize, inp: usize) -> Re
 type Grads<T> = (Vec<T>, Vec<T>, Vec<T>);
 
 fn backward<T: Element>(
+    op: Linear,
     x: &[T],
     w: &[T],
     g: &[T],
@@ -62,8 +112,16 @@ fn backward<T: Element>(
     out: usize,
 ) -> Result<Grads<T>> {
     let gm = MatRef::new(g, rows, out)?;
-    let (wm, xm) = (MatRef::new(w, out, inp)?, MatRef::new(x, rows, inp)?);
-    let (dx, dw) = join(4 * rows * inp * out, || gemm(gm, wm), || gemm(gm.t(), xm));
+    let (wt, xm) = (op.weight_t(w, inp, out)?, MatRef::new(x, rows, inp)?);
+    // dW in the weight's own layout: g^T x `[out, in]`, or x^T g `[in, out]`.
+    let dw = || {
+        if op.in_out {
+            gemm(xm.t(), gm)
+        } else {
+            gemm(gm.t(), xm)
+        }
+    };
+    let (dx, dw) = join(4 * rows * inp * out, || gemm(gm, wt.t()), dw);
     let (dx, dw) = (dx?, dw?);
     let mut db = vec![T::zero(); out];
     for row in g.chunks_exact(out.max(1)) {
@@ -87,8 +145,9 @@ impl CustomOp3 for Linear {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, inp) = l1.shape().dims2()?;
-        let out = l2.shape().dims2()?.0;
+        let out = l3.shape().dims1()?;
         let y = with_float!(dtype_of(s1), OP, |T| into_storage(forward::<T>(
+            *self,
             contiguous(s1, l1, OP)?,
             contiguous(s2, l2, OP)?,
             contiguous(s3, l3, OP)?,
@@ -107,16 +166,16 @@ impl CustomOp3 for Linear {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (rows, inp) = x.dims2()?;
-        let out = w.dim(0)?;
+        let out = b.dim(0)?;
         let g = grad.contiguous()?;
         let inputs = Inputs::new(&[x, w, &g], OP)?;
         let dev = b.device();
         let (dx, dw, db) = with_float!(inputs.dtype(), OP, |T| {
             let v = inputs.values::<T>()?;
-            let (dx, dw, db) = backward(v[0], v[1], v[2], rows, inp, out)?;
+            let (dx, dw, db) = backward(*self, v[0], v[1], v[2], rows, inp, out)?;
             (
                 Tensor::from_vec(dx, (rows, inp), dev)?,
-                Tensor::from_vec(dw, (out, inp), dev)?,
+                Tensor::from_vec(dw, w.shape(), dev)?,
                 Tensor::from_vec(db, b.shape(), dev)?,
             )
         });
@@ -155,6 +214,36 @@ mod tests {
                     let e = max_rel(g1.get(v).unwrap(), g2.get(v).unwrap());
                     assert!(e < tol * 10.0, "{name} {dtype:?}: {e}");
                 }
+            }
+        }
+    }
+
+    /// The `[in, out]` layout against the `[out, in]` one on the same weights: the value, dx, db,
+    /// and dW^T equal to the transpose of dW (f64 and f32, small and split sizes).
+    #[test]
+    fn in_out_layout_matches_out_in() {
+        for (lead, inp, out) in [((2, 3), 4, 5), ((64, 20), 128, 256)] {
+            let x = var(&[lead.0, lead.1, inp], 5);
+            let w = var(&[out, inp], 6);
+            let b = var(&[out], 7);
+            let r = var(&[lead.0, lead.1, out], 8);
+            for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                let c = |v: &Tensor| Var::from_tensor(&v.to_dtype(dtype).unwrap()).unwrap();
+                let (x, w, b, r) = (c(&x), c(&w), c(&b), c(&r));
+                let wt = c(&w.t().unwrap().contiguous().unwrap());
+                let y = linear_in_out(&x, &wt, &b).unwrap();
+                let want = linear(&x, &w, &b).unwrap();
+                assert!(max_rel(&y, &want) < tol, "value {dtype:?}");
+                let g1 = grads_of_weighted_sum(&y, &r);
+                let g2 = grads_of_weighted_sum(&want, &r);
+                for (v1, v2, name) in [(&x, &x, "dx"), (&b, &b, "db")] {
+                    let e = max_rel(g1.get(v1).unwrap(), g2.get(v2).unwrap());
+                    assert!(e < tol * 10.0, "{name} {dtype:?}: {e}");
+                }
+                let dwt = g1.get(&wt).unwrap();
+                assert_eq!(dwt.dims(), [inp, out]);
+                let e = max_rel(dwt, &g2.get(&w).unwrap().t().unwrap());
+                assert!(e < tol * 10.0, "dW {dtype:?}: {e}");
             }
         }
     }

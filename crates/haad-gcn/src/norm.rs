@@ -103,6 +103,7 @@ fn work(n: usize) -> usize {
 }
 
 /// Joint `jj`'s scale and shift `(s, t)` and, in batch mode, its `(mean, var)`.
+#[inline(always)]
 fn scale_shift<T: Float>(
     xj: &[T],
     stj: &[T],
@@ -118,7 +119,9 @@ fn scale_shift<T: Float>(
     let inv_b = 1.0 / b as f64;
     let mut acc = vec![T::zero(); f];
     for row in xj.chunks_exact(f) {
-        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
     }
     let mean: Vec<T> = acc
         .iter()
@@ -138,6 +141,39 @@ fn scale_shift<T: Float>(
     (s, t, mean.iter().map(|m| m.to_f64()).collect(), var)
 }
 
+haad_kernels::multiversion! {
+    /// Joint `jj`'s part of [`forward`]: its outputs into `out`, its statistics into `sj`.
+    fn forward_joint<T: Float>(
+        x: &[T],
+        st: &[T],
+        r: Option<&[T]>,
+        bf: (usize, usize),
+        scale: Scale,
+        jj: usize,
+        out: &mut [T],
+        sj: &mut [f64],
+    ) {
+        let (b, f) = bf;
+        let range = jj * b * f..(jj + 1) * b * f;
+        let xj = &x[range.clone()];
+        let (s, t, mean, var) = scale_shift(xj, &st[2 * jj * f..2 * (jj + 1) * f], f, scale);
+        for (orow, row) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+            for (((o, &v), &sk), &tk) in orow.iter_mut().zip(row).zip(&s).zip(&t) {
+                *o = (v * sk + tk).tanh();
+            }
+        }
+        if let Some(r) = r {
+            for (o, &v) in out.iter_mut().zip(&r[range]) {
+                *o += v;
+            }
+        }
+        if !mean.is_empty() {
+            sj[..f].copy_from_slice(&mean);
+            sj[f..].copy_from_slice(&var);
+        }
+    }
+}
+
 /// Forward: `y` and per joint `[mean f, var f]` (batch mode).
 pub(crate) fn forward<T: Float>(
     x: &[T],
@@ -154,27 +190,93 @@ pub(crate) fn forward<T: Float>(
         &mut stats,
         2 * f,
         work(x.len()),
-        |jj, out, sj| {
-            let range = jj * b * f..(jj + 1) * b * f;
-            let xj = &x[range.clone()];
-            let (s, t, mean, var) = scale_shift(xj, &st[2 * jj * f..2 * (jj + 1) * f], f, scale);
-            for (orow, row) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-                for (((o, &v), &sk), &tk) in orow.iter_mut().zip(row).zip(&s).zip(&t) {
-                    *o = (v * sk + tk).tanh();
-                }
-            }
-            if let Some(r) = r {
-                for (o, &v) in out.iter_mut().zip(&r[range]) {
-                    *o += v;
-                }
-            }
-            if !mean.is_empty() {
-                sj[..f].copy_from_slice(&mean);
-                sj[f..].copy_from_slice(&var);
-            }
-        },
+        |jj, out, sj| forward_joint(x, st, r, (b, f), scale, jj, out, sj),
     );
     (y, stats)
+}
+
+haad_kernels::multiversion! {
+    /// Joint `jj`'s part of [`backward`]: its dx into `out`, its d[s; t] into `dj`.
+    fn backward_joint<T: Float>(
+        x: &[T],
+        st: &[T],
+        y: &[T],
+        r: Option<&[T]>,
+        g: &[T],
+        stats: &[f64],
+        bf: (usize, usize),
+        scale: Scale,
+        jj: usize,
+        out: &mut [T],
+        dj: &mut [T],
+    ) {
+        let (b, f) = bf;
+        let range = jj * b * f..(jj + 1) * b * f;
+        let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range.clone()]);
+        let stj = &st[2 * jj * f..2 * (jj + 1) * f];
+        // Pass 1: dz = g (1 - tanh^2) into `out`.
+        for ((o, &yv), &gv) in out.iter_mut().zip(yj).zip(gj) {
+            *o = gv * (T::one() - yv * yv);
+        }
+        if let Some(r) = r {
+            // y held tanh + r: recompute dz with the tanh alone.
+            for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(&r[range]) {
+                let a = yv - rv;
+                *o = gv * (T::one() - a * a);
+            }
+        }
+        let (ds, dt) = dj.split_at_mut(f);
+        match scale {
+            Scale::Fixed => {
+                // dx = dz s; ds = sum dz x; dt = sum dz.
+                let s = &stj[..f];
+                for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+                    let cols = orow
+                        .iter_mut()
+                        .zip(xr)
+                        .zip(s)
+                        .zip(ds.iter_mut().zip(dt.iter_mut()));
+                    for (((o, &xv), &sk), (dsk, dtk)) in cols {
+                        *dsk += *o * xv;
+                        *dtk += *o;
+                        *o *= sk;
+                    }
+                }
+            }
+            Scale::Batch(eps) => {
+                // x_hat = (x - mean) rstd; dgamma = sum dz x_hat; dbeta = sum dz;
+                // dx = gamma rstd (dz - dbeta / B - x_hat dgamma / B).
+                let (mean, var) = stats[2 * jj * f..2 * (jj + 1) * f].split_at(f);
+                let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
+                let rstd: Vec<T> = var
+                    .iter()
+                    .map(|&v| T::from_f64(1.0 / (v + eps).sqrt()))
+                    .collect();
+                for (orow, xr) in out.chunks_exact(f).zip(xj.chunks_exact(f)) {
+                    let cols = orow.iter().zip(xr).zip(m.iter().zip(&rstd));
+                    for (((&o, &xv), (&mk, &rk)), (dsk, dtk)) in
+                        cols.zip(ds.iter_mut().zip(dt.iter_mut()))
+                    {
+                        *dsk += o * (xv - mk) * rk;
+                        *dtk += o;
+                    }
+                }
+                let inv_b = T::from_f64(1.0 / b as f64);
+                let c: Vec<T> = (0..f).map(|k| stj[k] * rstd[k]).collect();
+                let mg: Vec<T> = dt.iter().map(|&v| v * inv_b).collect();
+                let mgx: Vec<T> = ds.iter().map(|&v| v * inv_b).collect();
+                for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
+                    let cols = orow.iter_mut().zip(xr).zip(m.iter().zip(&rstd));
+                    for (((o, &xv), (&mk, &rk)), ((&ck, &gk), &gxk)) in
+                        cols.zip(c.iter().zip(&mg).zip(&mgx))
+                    {
+                        *o = ck * (*o - gk - (xv - mk) * rk * gxk);
+                    }
+                }
+            }
+        }
+
+    }
 }
 
 /// Backward: `(dx, dst)` for the output gradient `g`, with `y` the output (minus `r`: the
@@ -198,72 +300,7 @@ pub(crate) fn backward<T: Float>(
         &mut dst,
         2 * f,
         work(x.len()),
-        |jj, out, dj| {
-            let range = jj * b * f..(jj + 1) * b * f;
-            let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range.clone()]);
-            let stj = &st[2 * jj * f..2 * (jj + 1) * f];
-            // Pass 1: dz = g (1 - tanh^2) into `out`.
-            for ((o, &yv), &gv) in out.iter_mut().zip(yj).zip(gj) {
-                *o = gv * (T::one() - yv * yv);
-            }
-            if let Some(r) = r {
-                // y held tanh + r: recompute dz with the tanh alone.
-                for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(&r[range]) {
-                    let a = yv - rv;
-                    *o = gv * (T::one() - a * a);
-                }
-            }
-            let (ds, dt) = dj.split_at_mut(f);
-            match scale {
-                Scale::Fixed => {
-                    // dx = dz s; ds = sum dz x; dt = sum dz.
-                    let s = &stj[..f];
-                    for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-                        let cols = orow
-                            .iter_mut()
-                            .zip(xr)
-                            .zip(s)
-                            .zip(ds.iter_mut().zip(dt.iter_mut()));
-                        for (((o, &xv), &sk), (dsk, dtk)) in cols {
-                            *dsk += *o * xv;
-                            *dtk += *o;
-                            *o *= sk;
-                        }
-                    }
-                }
-                Scale::Batch(eps) => {
-                    // x_hat = (x - mean) rstd; dgamma = sum dz x_hat; dbeta = sum dz;
-                    // dx = gamma rstd (dz - dbeta / B - x_hat dgamma / B).
-                    let (mean, var) = stats[2 * jj * f..2 * (jj + 1) * f].split_at(f);
-                    let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
-                    let rstd: Vec<T> = var
-                        .iter()
-                        .map(|&v| T::from_f64(1.0 / (v + eps).sqrt()))
-                        .collect();
-                    for (orow, xr) in out.chunks_exact(f).zip(xj.chunks_exact(f)) {
-                        let cols = orow.iter().zip(xr).zip(m.iter().zip(&rstd));
-                        for (((&o, &xv), (&mk, &rk)), (dsk, dtk)) in
-                            cols.zip(ds.iter_mut().zip(dt.iter_mut()))
-                        {
-                            *dsk += o * (xv - mk) * rk;
-                            *dtk += o;
-                        }
-                    }
-                    let inv_b = T::from_f64(1.0 / b as f64);
-                    let c: Vec<T> = (0..f).map(|k| stj[k] * rstd[k]).collect();
-                    let mg: Vec<T> = dt.iter().map(|&v| v * inv_b).collect();
-                    let mgx: Vec<T> = ds.iter().map(|&v| v * inv_b).collect();
-                    for (orow, xr) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
-                        let cols = orow.iter_mut().zip(xr).zip(m.iter().zip(&rstd));
-                        for (((o, &xv), (&mk, &rk)), ((&ck, &gk), &gxk)) in
-                            cols.zip(c.iter().zip(&mg).zip(&mgx))
-                        {
-                            *o = ck * (*o - gk - (xv - mk) * rk * gxk);
-                        }
-                    }
-                }
-            }
-        },
+        |jj, out, dj| backward_joint(x, st, y, r, g, stats, (b, f), scale, jj, out, dj),
     );
     (dx, dst)
 }

@@ -17,6 +17,7 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
 
 /// The f32 kernel of [`tanh`]. `|x|` is clamped at 10, where `tanh` already rounds to 1 in f32.
 /// Branch-free (the exponential is [`haad_kernels::exp_f32`]), so loops over it vectorise.
+#[inline]
 pub fn tanh_f32(x: f32) -> f32 {
     // Not `min`: it would turn NaN into 10; a comparison keeps NaN.
     let a = x.abs();
@@ -30,12 +31,14 @@ pub(crate) trait Float: Element {
 }
 
 impl Float for f32 {
+    #[inline(always)]
     fn tanh(self) -> Self {
         tanh_f32(self)
     }
 }
 
 impl Float for f64 {
+    #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
     }

@@ -53,9 +53,9 @@ fn detect() -> SimdLevel {
 /// bound) whose body is compiled for each [`SimdLevel`]; each call runs the best one for this
 /// CPU. The body is inlined into one function per level (`#[inline(always)]`), so the closures
 /// and `#[inline]` helpers it calls are compiled for that level too; a function it calls that
-/// is not inlined runs at the baseline. Same arithmetic at every level, apart from where the
-/// compiler fuses a multiply and an add (FMA rounds once), so results may differ in the last
-/// bit between machines, never between runs on one machine.
+/// is not inlined runs at the baseline. Every level runs the same floating-point operations in
+/// the same order (Rust neither reorders them nor fuses a multiply and an add on its own; only
+/// the vector width changes), so the results do not depend on the level.
 #[macro_export]
 macro_rules! multiversion {
     (

@@ -109,20 +109,12 @@ fn fused_step(
         OptimizerKind::AdamW => (1.0 - p.lr * p.weight_decay) as f32,
         OptimizerKind::Adam => 1.0,
     };
-    let (mut t1, mut m1, mut v1) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+    let (mut t1, mut m1, mut v1) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    adam_values(
+        (th, gr, m0, v0),
+        [b1, b2, ib1, ib2, lr, eps, l2, shrink],
+        (&mut t1, &mut m1, &mut v1),
     );
-    for i in 0..n {
-        let g = gr[i] + l2 * th[i];
-        let m = m0[i] * b1 + g * (1.0 - b1);
-        let v = v0[i] * b2 + g * g * (1.0 - b2);
-        let update = (m * ib1) / ((v * ib2).sqrt() + eps);
-        t1.push(th[i] * shrink - update * lr);
-        m1.push(m);
-        v1.push(v);
-    }
     drop(slices);
     drop(inputs);
     let dev = theta.device();
@@ -132,6 +124,31 @@ fn fused_step(
         Tensor::from_vec(m1, shape, dev)?,
         Tensor::from_vec(v1, shape, dev)?,
     )))
+}
+
+haad_kernels::multiversion! {
+    /// The update of [`fused_step`] value by value: `(theta, g, m, v)` in, `(theta', m', v')`
+    /// out, with `[beta1, beta2, 1 / bc1, 1 / bc2, lr, eps, l2, shrink]`.
+    fn adam_values(
+        inputs: (&[f32], &[f32], &[f32], &[f32]),
+        consts: [f32; 8],
+        outputs: (&mut [f32], &mut [f32], &mut [f32]),
+    ) {
+        let (th, gr, m0, v0) = inputs;
+        let [b1, b2, ib1, ib2, lr, eps, l2, shrink] = consts;
+        let (t1, m1, v1) = outputs;
+        let n = th.len().min(gr.len()).min(m0.len()).min(v0.len());
+        let n = n.min(t1.len()).min(m1.len()).min(v1.len());
+        for i in 0..n {
+            let g = gr[i] + l2 * th[i];
+            let m = m0[i] * b1 + g * (1.0 - b1);
+            let v = v0[i] * b2 + g * g * (1.0 - b2);
+            let update = (m * ib1) / ((v * ib2).sqrt() + eps);
+            t1[i] = th[i] * shrink - update * lr;
+            m1[i] = m;
+            v1[i] = v;
+        }
+    }
 }
 
 /// Adam / AdamW over a fixed, named list of variables.

@@ -7,6 +7,10 @@
 //! gain ([`PARALLEL_MIN_FLOPS`]); batched products are split at the batch level. Element-wise
 //! kernels use [`for_each_chunk`] for the same rule.
 //!
+//! Element-wise loops written with [`multiversion!`] are compiled for AVX-512, AVX2 + FMA and
+//! the baseline, and run the best the CPU has ([`simd_level`]); [`linear_in_out`] with
+//! [`transpose_detached`] serves weights that many products read unchanged (a sampler's).
+//!
 //! On other devices every function falls back to candle's own operations.
 
 mod gemm;

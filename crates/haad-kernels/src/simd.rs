@@ -2,7 +2,7 @@
 //!
 //! A default build targets the x86-64 baseline (SSE2), so the compiler vectorises our
 //! element-wise loops four f32 lanes wide, without fused multiply-adds, whatever the machine
-//! has; gemm picks its AVX-512 or AVX2 kernels at run time, our loops did not. [`multiversion!`]
+//! has; gemm picks its AVX-512 or AVX2 kernels at run time, our loops did not. [`multiversion!`](crate::multiversion)
 //! defines a function whose body is compiled three times (AVX-512, AVX2 with FMA, and the
 //! baseline) and calls the best one [`level`] finds, once per call: one branch on a cached
 //! value. Measured: the whole DDIM sampler built with `-C target-cpu=native` ran 16-20 % faster
@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-/// The instruction sets [`multiversion!`] compiles for.
+/// The instruction sets [`multiversion!`](crate::multiversion) compiles for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SimdLevel {

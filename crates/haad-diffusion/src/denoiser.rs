@@ -367,8 +367,8 @@ impl Denoiser {
     /// A copy for inference with the weights as they are now (a sampler's many evaluations):
     /// every parameter copied out of its variable (no gradient reaches the variables through
     /// it, and changing them afterwards does not change the copy), every Linear's weight
-    /// stored transposed, `[in, out]`, with q, k and v's stacked, once ([`Linear::frozen`]).
-    /// The same forward to gemm's rounding.
+    /// stored transposed, `[in, out]`, with q, k and v's stacked, once (read by
+    /// [`haad_kernels::linear_in_out`]). The same forward to gemm's rounding.
     pub fn frozen(&self) -> Result<Self> {
         let frozen = |l: &Linear| l.frozen();
         Ok(Self {

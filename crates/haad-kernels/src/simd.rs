@@ -2,10 +2,10 @@
 //!
 //! A default build targets the x86-64 baseline (SSE2), so the compiler vectorises our
 //! element-wise loops four f32 lanes wide, without fused multiply-adds, whatever the machine
-//! has; gemm picks its AVX-512 or AVX2 kernels at run time, our loops did not. [`multiversion!`](crate::multiversion)
-//! defines a function whose body is compiled three times (AVX-512, AVX2 with FMA, and the
-//! baseline) and calls the best one [`level`] finds, once per call: one branch on a cached
-//! value. Measured: the whole DDIM sampler built with `-C target-cpu=native` ran 16-20 % faster
+//! has; gemm picks its AVX-512 or AVX2 kernels at run time, our loops did not.
+//! [`multiversion!`](crate::multiversion) defines a function whose body is compiled three
+//! times (AVX-512, AVX2 with FMA, and the baseline) and calls the best one [`level`] finds,
+//! once per call: one branch on a cached value. Measured: the whole DDIM sampler built with `-C target-cpu=native` ran 16-20 % faster
 //! at one thread (`small`, 3.44 -> 2.84 s), most of it in these loops.
 //!
 //! Needs Rust 1.89 (the workspace's `rust-version`): the AVX-512 target features are stable

@@ -639,7 +639,7 @@ fn header_number(rng: &mut StdRng, bytes: &mut Vec<u8>) -> &'static str {
             let mut header = bytes[8..8 + len].to_vec();
             replace_number(rng, &mut header);
             // safetensors pads the header with spaces to a multiple of 8.
-            while header.len() % 8 != 0 {
+            while !header.len().is_multiple_of(8) {
                 header.push(b' ');
             }
             let mut out = (header.len() as u64).to_le_bytes().to_vec();

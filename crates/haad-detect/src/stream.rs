@@ -180,7 +180,7 @@ impl<'a> StreamScorer<'a> {
         }
         self.ring.index_axis_mut(Axis(0), row).assign(&frame);
         self.seen += 1;
-        if self.seen < self.window || (self.seen - self.window) % self.stride != 0 {
+        if self.seen < self.window || !(self.seen - self.window).is_multiple_of(self.stride) {
             return Ok(None);
         }
         Ok(Some(self.current()?))

@@ -70,7 +70,7 @@ impl AttentionDims {
                 qkv.dims()
             );
         }
-        if n % (tokens * width) != 0 {
+        if !n.is_multiple_of(tokens * width) {
             candle_core::bail!(
                 "attention: {:?} is not a whole number of clips of {tokens} tokens",
                 qkv.dims()

@@ -234,7 +234,7 @@ impl DiffusionConfig {
         if self.d_model == 0 {
             return bad("d_model", "must be positive".into());
         }
-        if self.heads == 0 || self.d_model % self.heads != 0 {
+        if self.heads == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(
                 "heads",
                 format!(
@@ -243,7 +243,7 @@ impl DiffusionConfig {
                 ),
             );
         }
-        if self.layers < 2 || self.layers % 2 != 0 {
+        if self.layers < 2 || !self.layers.is_multiple_of(2) {
             return bad(
                 "layers",
                 format!("must be even and at least 2, got {}", self.layers),

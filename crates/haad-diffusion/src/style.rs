@@ -56,7 +56,7 @@ fn modulate(
     }
     let (g, _, d) = s.dims3()?;
     let n = x.elem_count();
-    if n == 0 || g == 0 || x.dims().last() != Some(&d) || n % (g * d) != 0 {
+    if n == 0 || g == 0 || x.dims().last() != Some(&d) || !n.is_multiple_of(g * d) {
         candle_core::bail!(
             "modulated: {:?} is not [{g}, R, {d}]-shaped like its scale {:?}",
             x.dims(),

@@ -39,7 +39,7 @@ impl Motion {
 
     /// Builds a motion from a flat row-major buffer of `frames * joints * 3` values.
     pub fn from_flat(values: Vec<f32>, joints: usize, fps: Option<f32>) -> Result<Self> {
-        if joints == 0 || values.len() % (joints * 3) != 0 {
+        if joints == 0 || !values.len().is_multiple_of(joints * 3) {
             return Err(MotionError::Shape {
                 what: "flat motion buffer".into(),
                 expected: format!("a multiple of joints * 3 = {} values", joints * 3),

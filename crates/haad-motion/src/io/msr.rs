@@ -166,7 +166,7 @@ pub fn read_msr_file(path: &Path) -> Result<Option<Motion>> {
     if rows == 0 {
         return Ok(None);
     }
-    if rows % MSR_JOINTS != 0 {
+    if !rows.is_multiple_of(MSR_JOINTS) {
         return Err(parse_error(
             path,
             last_line,

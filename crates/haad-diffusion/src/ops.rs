@@ -146,14 +146,11 @@ impl candle_core::Module for Linear {
         match (&self.bias, &self.weight_t) {
             (Some(b), Some(wt)) => return haad_kernels::linear_in_out(x, wt, b),
             (Some(b), None) => return haad_kernels::linear(x, &self.weight, b),
-            _ => {}
+            (None, _) => {}
         }
+        // W^T: a strided view of W, or (frozen: W is itself a view of W^T) the stored W^T.
         let rows = x.elem_count() / inp;
-        let wt = match &self.weight_t {
-            Some(wt) => wt.clone(),
-            None => self.weight.t()?,
-        };
-        let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &wt)?;
+        let y = haad_kernels::matmul(&x.contiguous()?.reshape((rows, inp))?, &self.weight.t()?)?;
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("non-empty") = out;
         y.reshape(shape)
@@ -535,19 +532,16 @@ impl CustomOp1 for Activation {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let m = self.mask.as_deref();
         let from = |i0: usize, n: usize| m.map(|m| &m[i0..i0 + n]);
-        // One loop per activation, so that each loop vectorises.
-        let out = match self.kind {
-            Unary::Gelu => dispatch!(self.name(), s, l, |x| {
-                collect_rows(x.len(), 1, 40, |i0, n, out| {
-                    activate(out, &x[i0..i0 + n], from(i0, n), Unary::Gelu)
-                })
-            }),
-            Unary::Silu => dispatch!(self.name(), s, l, |x| {
-                collect_rows(x.len(), 1, 30, |i0, n, out| {
-                    activate(out, &x[i0..i0 + n], from(i0, n), Unary::Silu)
-                })
-            }),
+        // Operations per value, for the threading rule ([`activate`] has one loop per kind).
+        let cost = match self.kind {
+            Unary::Gelu => 40,
+            Unary::Silu => 30,
         };
+        let out = dispatch!(self.name(), s, l, |x| {
+            collect_rows(x.len(), 1, cost, |i0, n, out| {
+                activate(out, &x[i0..i0 + n], from(i0, n), self.kind)
+            })
+        });
         Ok((out, l.shape().clone()))
     }
 
@@ -579,30 +573,15 @@ impl CustomOp2 for ActivationGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let m = self.mask.as_deref();
         let from = |i0: usize, n: usize| m.map(|m| &m[i0..i0 + n]);
-        let out = match self.kind {
-            Unary::Gelu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
-                collect_rows(x.len(), 1, 50, |i0, n, out| {
-                    activate_grad(
-                        out,
-                        &x[i0..i0 + n],
-                        &g[i0..i0 + n],
-                        from(i0, n),
-                        Unary::Gelu,
-                    )
-                })
-            }),
-            Unary::Silu => dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
-                collect_rows(x.len(), 1, 30, |i0, n, out| {
-                    activate_grad(
-                        out,
-                        &x[i0..i0 + n],
-                        &g[i0..i0 + n],
-                        from(i0, n),
-                        Unary::Silu,
-                    )
-                })
-            }),
+        let cost = match self.kind {
+            Unary::Gelu => 50,
+            Unary::Silu => 30,
         };
+        let out = dispatch!(self.name(), s1, l1, s2, l2, |x, g| {
+            collect_rows(x.len(), 1, cost, |i0, n, out| {
+                activate_grad(out, &x[i0..i0 + n], &g[i0..i0 + n], from(i0, n), self.kind)
+            })
+        });
         Ok((out, l1.shape().clone()))
     }
 }

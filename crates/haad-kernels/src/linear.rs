@@ -18,8 +18,7 @@ const OP: &str = "linear";
 /// in the same pass over the output; backward: `dx = g W`, `dW = g^T x`, `db` the column sums
 /// of `g`); elsewhere candle's `matmul` and `broadcast_add`.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (out, inp) = weight.dims2()?;
-    apply(x, weight, bias, Linear { in_out: false }, inp, out)
+    apply(x, weight, bias, Linear { in_out: false })
 }
 
 /// [`linear`] with the weight stored transposed: `x W^T + b` for `weight_t` = W^T `[in, out]`.
@@ -30,18 +29,12 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
 /// copied once with [`crate::transpose_detached`]; differentiable like [`linear`] (the weight's
 /// gradient is `[in, out]` too).
 pub fn linear_in_out(x: &Tensor, weight_t: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (inp, out) = weight_t.dims2()?;
-    apply(x, weight_t, bias, Linear { in_out: true }, inp, out)
+    apply(x, weight_t, bias, Linear { in_out: true })
 }
 
-fn apply(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
-    op: Linear,
-    inp: usize,
-    out: usize,
-) -> Result<Tensor> {
+fn apply(x: &Tensor, weight: &Tensor, bias: &Tensor, op: Linear) -> Result<Tensor> {
+    let (r, c) = weight.dims2()?;
+    let (inp, out) = if op.in_out { (r, c) } else { (c, r) };
     let dims = x.dims();
     if dims.last() != Some(&inp) || bias.dims() != [out] {
         candle_core::bail!(
@@ -59,10 +52,13 @@ fn apply(
     let x2 = x.contiguous()?.reshape((rows, inp))?;
     let y = if cpu && float {
         x2.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?
-    } else if op.in_out {
-        x2.matmul(weight)?.broadcast_add(bias)?
     } else {
-        x2.matmul(&weight.t()?)?.broadcast_add(bias)?
+        let wt = if op.in_out {
+            weight.clone()
+        } else {
+            weight.t()?
+        };
+        x2.matmul(&wt)?.broadcast_add(bias)?
     };
     y.reshape(shape)
 }

@@ -203,6 +203,12 @@ impl Encoder {
     /// ([`crate::trunk`]), the map the embedding pools; `None` where the fused kernels do not
     /// apply (another device or dtype).
     fn trunk(&self, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        self.trunk_in(x, None)
+    }
+
+    /// [`Encoder::trunk`] with its passes cut in `parts` by joints (`None`: as the threads
+    /// allow, [`crate::trunk`]).
+    fn trunk_in(&self, x: &Tensor, parts: Option<usize>) -> candle_core::Result<Option<Tensor>> {
         let mut layers = vec![(&self.gc1, &self.bn1)];
         for block in &self.blocks {
             layers.push((&block.gc1, &block.bn1));
@@ -228,7 +234,7 @@ impl Encoder {
         if !fused(&all) {
             return Ok(None);
         }
-        let (map, stats) = trunk(x, &Tensor::cat(&params, 0)?, &self.plan)?;
+        let (map, stats) = trunk(x, &Tensor::cat(&params, 0)?, &self.plan, parts)?;
         let b = x.dim(1)?;
         for ((_, bn), s) in layers.iter().zip(stats) {
             bn.update_from(s, b)?;
@@ -334,6 +340,19 @@ mod tests {
         (enc, vars)
     }
 
+    /// The trunk's input `[J, B, 3K]` as a variable (so its gradient is computed) in `dtype`.
+    fn input(v: Vec<f64>, shape: (usize, usize, usize), dtype: DType) -> Var {
+        let t = Tensor::from_vec(v, shape, &Device::Cpu).unwrap();
+        Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap()
+    }
+
+    /// Copies of the variables' values, to set them back.
+    fn copies(vars: &[(String, Var)]) -> Vec<Tensor> {
+        vars.iter()
+            .map(|(_, v)| v.as_tensor().copy().unwrap())
+            .collect()
+    }
+
     /// The training pass as one operation ([`crate::trunk`]) against the same layers one at a
     /// time: the map, every variable's gradient and the input's, and the running statistics
     /// after the update, in f64 (1e-12) and f32; with and without the output layer, with 0 to
@@ -357,17 +376,8 @@ mod tests {
             };
             for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-4)] {
                 let (enc, vars) = encoder(&cfg, dtype);
-                let x = Var::from_tensor(
-                    &Tensor::from_vec(uniform(5 * 6 * 12, 7, 2.0), (5, 6, 12), &Device::Cpu)
-                        .unwrap()
-                        .to_dtype(dtype)
-                        .unwrap(),
-                )
-                .unwrap();
-                let before: Vec<Tensor> = vars
-                    .iter()
-                    .map(|(_, v)| v.as_tensor().copy().unwrap())
-                    .collect();
+                let x = input(uniform(5 * 6 * 12, 7, 2.0), (5, 6, 12), dtype);
+                let before = copies(&vars);
                 let what = format!("{blocks} blocks, {embedding:?}, {dtype:?}");
                 let fused = enc.trunk(&x).unwrap().expect("the fused path applies");
                 let after_fused: Vec<Vec<f64>> = vars.iter().map(|(_, v)| values(v)).collect();
@@ -417,6 +427,66 @@ mod tests {
                 assert_close(&values(a), &values(b), tol * 10.0, &format!("dX {what}"));
                 let output = usize::from(embedding == EmbeddingLayer::Output);
                 assert_eq!(seen, 5 + 8 * blocks + 3 * output, "{what}");
+            }
+        }
+    }
+
+    /// The trunk cut in 1, 2, 3 and 5 parts by joints ([`crate::passes`]): the same bits for
+    /// the map, every gradient (the input's too) and the running statistics. Layer 0 and the
+    /// output layer each multiply by `A` first in one config and by `W` first in another.
+    #[test]
+    fn trunk_parts_give_the_same_bits() {
+        for (joints, hidden, k, blocks, embedding) in [
+            (5, 7, 4, 2, EmbeddingLayer::Output), // 12 -> 7 by W first, 7 -> 12 by A first
+            (5, 17, 4, 1, EmbeddingLayer::Output), // 12 -> 17 by A first, 17 -> 12 by W first
+            (5, 9, 4, 2, EmbeddingLayer::Hidden),
+            (20, 128, 10, 4, EmbeddingLayer::Output), // the paper's sizes
+        ] {
+            let cfg = EncoderConfig {
+                joints,
+                frames: 12,
+                dct_coefficients: k,
+                hidden,
+                blocks,
+                embedding,
+                ..Default::default()
+            };
+            let n = joints * 6 * 3 * k;
+            for dtype in [DType::F32, DType::F64] {
+                let (enc, vars) = encoder(&cfg, dtype);
+                let x = input(uniform(n, 3, 2.0), (joints, 6, 3 * k), dtype);
+                let before = copies(&vars);
+                let run = |parts: usize| {
+                    for ((_, v), t) in vars.iter().zip(&before) {
+                        v.set(t).unwrap();
+                    }
+                    let map = enc.trunk_in(&x, Some(parts)).unwrap().expect("fused");
+                    let w = Tensor::from_vec(
+                        uniform(map.elem_count(), 8, 1.0),
+                        map.shape(),
+                        &Device::Cpu,
+                    )
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                    let g = grads_of_weighted_sum(&map, &w);
+                    let mut all = vec![values(&map), values(g.get(&x).expect("dX"))];
+                    for (name, v) in &vars {
+                        all.push(match g.get(v) {
+                            Some(d) => values(d),
+                            None => values(v), // running statistics, after the update
+                        });
+                        assert!(name.contains("running") || g.get(v).is_some(), "{name}");
+                    }
+                    all
+                };
+                let one = run(1);
+                for parts in [2, 3, 5, joints] {
+                    assert!(
+                        run(parts) == one,
+                        "{parts} parts, hidden {hidden}, {blocks} blocks, {embedding:?}, {dtype:?}"
+                    );
+                }
             }
         }
     }

@@ -5,7 +5,8 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use haad_kernels::{
-    common_dtype, contiguous, gemm, into_storage, join, with_float, Element, Inputs, MatRef, Stash,
+    common_dtype, contiguous, gemm, gemm_nt, into_storage, join, with_float, Element, Inputs,
+    MatRef, Stash, NT_COST,
 };
 
 const OP: &str = "graph_conv";
@@ -83,23 +84,31 @@ pub(crate) fn backward<T: Element>(
         // y = Q W with Q = A x.
         let q = MatRef::new(mid, j * b, fi)?;
         let gy = MatRef::new(g, j * b, fo)?;
-        let xm = MatRef::new(x, j, b * fi)?;
         let big = 4 * j * b * fi * fo; // two products of J*B x F_in x F_out
-        let small = 4 * j * j * b * fi; // two of J x J x B*F_in
+                                       // Two of J x J x B*F_in, dA's at its cost in gemm's FLOPs.
+        let small = (NT_COST + 1) * 2 * j * j * b * fi;
         let (dq, dw) = join(big, || gemm(gy, w.t()), || gemm(q.t(), gy)); // dq: [J*B, F_in]
         let (dq, dw) = (dq?, dw?);
         let dqm = MatRef::new(&dq, j, b * fi)?;
-        let (da, dx) = join(small, || gemm(dqm, xm.t()), || gemm(att.t(), dqm));
+        let (da, dx) = join(
+            small,
+            || gemm_nt(&dq, x, (j, j, b * fi)),
+            || gemm(att.t(), dqm),
+        );
         (dx?, da?, dw)
     } else {
         // y = A P with P = x W.
         let gm = MatRef::new(g, j, b * fo)?;
-        let pm = MatRef::new(mid, j, b * fo)?;
         let xm = MatRef::new(x, j * b, fi)?;
         let big = 4 * j * b * fi * fo; // two products of J*B x F_in x F_out
-        let small = 4 * j * j * b * fo; // two of J x J x B*F_out
-                                        // dp: [J, B*F_out] = [J*B, F_out]
-        let (da, dp) = join(small, || gemm(gm, pm.t()), || gemm(att.t(), gm));
+                                       // Two of J x J x B*F_out, dA's at its cost in gemm's FLOPs; dp: [J, B*F_out] =
+                                       // [J*B, F_out].
+        let small = (NT_COST + 1) * 2 * j * j * b * fo;
+        let (da, dp) = join(
+            small,
+            || gemm_nt(g, mid, (j, j, b * fo)),
+            || gemm(att.t(), gm),
+        );
         let (da, dp) = (da?, dp?);
         let dpm = MatRef::new(&dp, j * b, fo)?;
         let (dw, dx) = join(big, || gemm(xm.t(), dpm), || gemm(dpm, w.t()));

@@ -44,6 +44,8 @@ mod layers;
 pub mod model;
 mod norm;
 mod ops;
+mod passes;
+mod spare;
 mod trunk;
 
 pub use config::{EmbeddingLayer, EncoderConfig, Pooling, ValidEncoderConfig};

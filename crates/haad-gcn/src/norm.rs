@@ -142,28 +142,26 @@ fn scale_shift<T: Float>(
 }
 
 haad_kernels::multiversion! {
-    /// Joint `jj`'s part of [`forward`]: its outputs into `out`, its statistics into `sj`.
-    fn forward_joint<T: Float>(
-        x: &[T],
-        st: &[T],
-        r: Option<&[T]>,
-        bf: (usize, usize),
+    /// One joint's part of [`forward`]: its inputs `xj` `[B, F]`, scale/shift `stj` `[2, F]`
+    /// and residual `rj` `[B, F]`; its outputs into `out` `[B, F]`, its statistics (batch mode)
+    /// into `sj` `[2, F]`.
+    pub(crate) fn forward_joint<T: Float>(
+        xj: &[T],
+        stj: &[T],
+        rj: Option<&[T]>,
         scale: Scale,
-        jj: usize,
         out: &mut [T],
         sj: &mut [f64],
     ) {
-        let (b, f) = bf;
-        let range = jj * b * f..(jj + 1) * b * f;
-        let xj = &x[range.clone()];
-        let (s, t, mean, var) = scale_shift(xj, &st[2 * jj * f..2 * (jj + 1) * f], f, scale);
+        let f = stj.len() / 2;
+        let (s, t, mean, var) = scale_shift(xj, stj, f, scale);
         for (orow, row) in out.chunks_exact_mut(f).zip(xj.chunks_exact(f)) {
             for (((o, &v), &sk), &tk) in orow.iter_mut().zip(row).zip(&s).zip(&t) {
                 *o = (v * sk + tk).tanh();
             }
         }
-        if let Some(r) = r {
-            for (o, &v) in out.iter_mut().zip(&r[range]) {
+        if let Some(r) = rj {
+            for (o, &v) in out.iter_mut().zip(r) {
                 *o += v;
             }
         }
@@ -190,37 +188,40 @@ pub(crate) fn forward<T: Float>(
         &mut stats,
         2 * f,
         work(x.len()),
-        |jj, out, sj| forward_joint(x, st, r, (b, f), scale, jj, out, sj),
+        |jj, out, sj| {
+            let range = jj * b * f..(jj + 1) * b * f;
+            let stj = &st[2 * jj * f..2 * (jj + 1) * f];
+            let rj = r.map(|r| &r[range.clone()]);
+            forward_joint(&x[range], stj, rj, scale, out, sj)
+        },
     );
     (y, stats)
 }
 
 haad_kernels::multiversion! {
-    /// Joint `jj`'s part of [`backward`]: its dx into `out`, its d[s; t] into `dj`.
-    fn backward_joint<T: Float>(
-        x: &[T],
-        st: &[T],
-        y: &[T],
-        r: Option<&[T]>,
-        g: &[T],
-        stats: &[f64],
-        bf: (usize, usize),
+    /// One joint's part of [`backward`]: from its `xj`, `yj`, `rj` and output gradient `gj`
+    /// (`[B, F]` each), scale/shift `stj` `[2, F]` and statistics `statsj` `[2, F]` (batch
+    /// mode), its dx into `out` `[B, F]` and its d[s; t] into `dj` `[2, F]`.
+    pub(crate) fn backward_joint<T: Float>(
+        xj: &[T],
+        stj: &[T],
+        yj: &[T],
+        rj: Option<&[T]>,
+        gj: &[T],
+        statsj: &[f64],
         scale: Scale,
-        jj: usize,
         out: &mut [T],
         dj: &mut [T],
     ) {
-        let (b, f) = bf;
-        let range = jj * b * f..(jj + 1) * b * f;
-        let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range.clone()]);
-        let stj = &st[2 * jj * f..2 * (jj + 1) * f];
+        let f = stj.len() / 2;
+        let b = xj.len() / f;
         // Pass 1: dz = g (1 - tanh^2) into `out`.
         for ((o, &yv), &gv) in out.iter_mut().zip(yj).zip(gj) {
             *o = gv * (T::one() - yv * yv);
         }
-        if let Some(r) = r {
+        if let Some(r) = rj {
             // y held tanh + r: recompute dz with the tanh alone.
-            for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(&r[range]) {
+            for (((o, &yv), &gv), &rv) in out.iter_mut().zip(yj).zip(gj).zip(r) {
                 let a = yv - rv;
                 *o = gv * (T::one() - a * a);
             }
@@ -246,7 +247,7 @@ haad_kernels::multiversion! {
             Scale::Batch(eps) => {
                 // x_hat = (x - mean) rstd; dgamma = sum dz x_hat; dbeta = sum dz;
                 // dx = gamma rstd (dz - dbeta / B - x_hat dgamma / B).
-                let (mean, var) = stats[2 * jj * f..2 * (jj + 1) * f].split_at(f);
+                let (mean, var) = statsj.split_at(f);
                 let m: Vec<T> = mean.iter().map(|&v| T::from_f64(v)).collect();
                 let rstd: Vec<T> = var
                     .iter()
@@ -300,7 +301,15 @@ pub(crate) fn backward<T: Float>(
         &mut dst,
         2 * f,
         work(x.len()),
-        |jj, out, dj| backward_joint(x, st, y, r, g, stats, (b, f), scale, jj, out, dj),
+        |jj, out, dj| {
+            let range = jj * b * f..(jj + 1) * b * f;
+            let sts = 2 * jj * f..2 * (jj + 1) * f;
+            // Fixed mode has no statistics.
+            let statsj = stats.get(sts.clone()).unwrap_or_default();
+            let rj = r.map(|r| &r[range.clone()]);
+            let (xj, yj, gj) = (&x[range.clone()], &y[range.clone()], &g[range]);
+            backward_joint(xj, &st[sts], yj, rj, gj, statsj, scale, out, dj)
+        },
     );
     (dx, dst)
 }

@@ -28,6 +28,8 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// The float types of the encoder's kernels: f32 computes `tanh` with [`tanh_f32`], f64 exactly.
 pub(crate) trait Float: Element {
     fn tanh(self) -> Self;
+    /// The spare buffers of this type ([`crate::spare`]).
+    fn spares() -> &'static crate::spare::Spares<Self>;
 }
 
 impl Float for f32 {
@@ -35,12 +37,22 @@ impl Float for f32 {
     fn tanh(self) -> Self {
         tanh_f32(self)
     }
+
+    fn spares() -> &'static crate::spare::Spares<f32> {
+        static S: crate::spare::Spares<f32> = std::sync::Mutex::new(Vec::new());
+        &S
+    }
 }
 
 impl Float for f64 {
     #[inline(always)]
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+
+    fn spares() -> &'static crate::spare::Spares<f64> {
+        static S: crate::spare::Spares<f64> = std::sync::Mutex::new(Vec::new());
+        &S
     }
 }
 

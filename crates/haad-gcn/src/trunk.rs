@@ -19,37 +19,40 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use haad_kernels::{common_dtype, contiguous, into_storage, with_float, Inputs, Stash};
+use haad_kernels::{
+    common_dtype, contiguous, into_storage, threads, with_float, worth_splitting, Inputs, Stash,
+};
 
-use crate::gc;
-use crate::norm::{self, Scale};
+use crate::norm;
 use crate::ops::Float;
+use crate::passes::{self, TapeRef};
+use crate::spare;
 
 const OP: &str = "encoder_trunk";
 
 /// One graph convolution's place in the packed parameters: `A` `[J, J]`, then `W`
 /// `[F_in, F_out]` and (with bias) `b` `[F_out]` back to back.
 #[derive(Debug, Clone)]
-struct GcPlace {
-    att: Range<usize>,
-    wb: Range<usize>,
-    f_in: usize,
-    f_out: usize,
-    bias: bool,
+pub(crate) struct GcPlace {
+    pub(crate) att: Range<usize>,
+    pub(crate) wb: Range<usize>,
+    pub(crate) f_in: usize,
+    pub(crate) f_out: usize,
+    pub(crate) bias: bool,
 }
 
 /// The sizes of the trunk and where each parameter lies in the packed vector.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
-    joints: usize,
-    features: usize,
-    hidden: usize,
+    pub(crate) joints: usize,
+    pub(crate) features: usize,
+    pub(crate) hidden: usize,
     /// Graph convolutions `0 ..= 2L` (and `2L + 1`, the output layer, when present).
-    gcs: Vec<GcPlace>,
+    pub(crate) gcs: Vec<GcPlace>,
     /// BatchNorms `0 ..= 2L`: `(gamma, beta)` (`[J*F]` each) and `eps`.
-    norms: Vec<(Range<usize>, Range<usize>, f64)>,
-    output: bool,
-    len: usize,
+    pub(crate) norms: Vec<(Range<usize>, Range<usize>, f64)>,
+    pub(crate) output: bool,
+    pub(crate) len: usize,
 }
 
 impl Plan {
@@ -119,10 +122,14 @@ impl Plan {
 /// `[J, B, 3K]` (or `[J, B, F]` without the output layer) and each BatchNorm's batch mean and
 /// biased variance `[J*F]` (for the running statistics). CPU, f32/f64, one dtype (the caller
 /// checks with [`crate::cpu::fused`]); at least 2 clips.
+///
+/// The passes are cut in `parts` parts by joints ([`crate::passes`]); `None`: one part per
+/// thread where a layer's work is worth splitting, else one.
 pub(crate) fn trunk(
     x: &Tensor,
     p: &Tensor,
     plan: &Plan,
+    parts: Option<usize>,
 ) -> Result<(Tensor, Vec<norm::BatchStats>)> {
     let (j, b, c) = x.dims3()?;
     if j != plan.joints || c != plan.features || p.dims() != [plan.len] {
@@ -139,9 +146,20 @@ pub(crate) fn trunk(
         candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
     }
     let tape = Arc::new(Stash::default());
+    let parts = parts.unwrap_or_else(|| {
+        let (j, f) = (plan.joints, plan.hidden);
+        // A hidden layer's two products: the work between two meetings of the threads.
+        let layer = 2 * j * b * f * f + 2 * j * j * b * f;
+        if worth_splitting(layer) {
+            threads().min(j)
+        } else {
+            1
+        }
+    });
     let op = Trunk {
         plan: plan.clone(),
         tape: tape.clone(),
+        parts,
     };
     let y = x.contiguous()?.apply_op2(&p.contiguous()?, op)?;
     let stats = match tape.get().as_ref() {
@@ -169,158 +187,47 @@ struct Tape {
 struct Trunk {
     plan: Plan,
     tape: Arc<Stash<Tape>>,
+    /// The parts each pass is cut in.
+    parts: usize,
 }
 
-/// BatchNorm `k`'s `gamma` and `beta` as the `[J, 2, F]` scale/shift input of [`norm`].
-fn interleave<T: Copy>(p: &[T], gamma: &Range<usize>, beta: &Range<usize>, f: usize) -> Vec<T> {
-    let mut st = Vec::with_capacity(2 * gamma.len());
-    for (g, b) in p[gamma.clone()]
-        .chunks_exact(f)
-        .zip(p[beta.clone()].chunks_exact(f))
-    {
-        st.extend_from_slice(g);
-        st.extend_from_slice(b);
-    }
-    st
-}
-
-fn gc_dims(place: &GcPlace, j: usize, b: usize) -> (usize, usize, usize, usize) {
-    (j, b, place.f_in, place.f_out)
-}
-
-/// The forward pass: (output, tape).
-fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan) -> Result<(Vec<T>, Tape)> {
-    let (j, f) = (plan.joints, plan.hidden);
-    let b = x.len() / (j * plan.features);
-    let n = plan.norms.len();
-    let mut tape = Tape {
-        mids: Vec::with_capacity(plan.gcs.len()),
-        z: Vec::with_capacity(n),
-        y: Vec::with_capacity(n),
-        st: Vec::with_capacity(n),
-        stats: Vec::with_capacity(n),
-    };
-    let gc_forward = |k: usize, input: &[T]| {
-        let g = &plan.gcs[k];
-        let dims = gc_dims(g, j, b);
-        gc::forward(input, &p[g.att.clone()], &p[g.wb.clone()], dims, g.bias)
-    };
-    let mut ys: Vec<Vec<T>> = Vec::with_capacity(n);
-    for (k, (gamma, beta, eps)) in plan.norms.iter().enumerate() {
-        let input = if k == 0 { x } else { &ys[k - 1] };
-        let (z, mid) = gc_forward(k, input)?;
-        let st = interleave(p, gamma, beta, f);
-        let r = (k >= 2 && k % 2 == 0).then(|| ys[k - 2].as_slice());
-        let (y, stats) = norm::forward(&z, &st, r, (j, b, f), Scale::Batch(*eps));
-        tape.mids.push(into_storage(mid));
-        tape.z.push(into_storage(z));
-        tape.st.push(into_storage(st));
-        tape.stats.push(stats);
-        ys.push(y);
-    }
-    let last = ys.last().map(Vec::as_slice).unwrap_or_default();
-    let out = if plan.output {
-        let (mut o, mid) = gc_forward(n, last)?;
-        o.iter_mut().zip(x).for_each(|(o, &v)| *o += v);
-        tape.mids.push(into_storage(mid));
-        o
-    } else {
-        last.to_vec()
-    };
-    tape.y = ys.into_iter().map(into_storage).collect();
-    Ok((out, tape))
-}
-
-fn map<T: Float>(maps: &[CpuStorage], k: usize) -> Result<&[T]> {
-    maps[k].as_slice::<T>()
-}
-
-/// The backward pass for the output gradient `g`: (`dX` when `want_dx`, `dp`).
-fn backward<T: Float>(
-    x: &[T],
-    p: &[T],
-    tape: &Tape,
-    g: &[T],
-    plan: &Plan,
-    want_dx: bool,
-) -> Result<(Option<Vec<T>>, Vec<T>)> {
-    let (j, f) = (plan.joints, plan.hidden);
-    let b = x.len() / (j * plan.features);
-    let n = plan.norms.len();
-    let mut dp = vec![T::zero(); plan.len];
-    // Graph convolution k's backward: its parameters' gradients into `dp`, its input's returned.
-    let mut gc_back = |k: usize, input: &[T], dy: &[T]| -> Result<Vec<T>> {
-        let gp = &plan.gcs[k];
-        let (din, da, dwb) = gc::backward(
-            input,
-            &p[gp.att.clone()],
-            &p[gp.wb.clone()],
-            map(&tape.mids, k)?,
-            dy,
-            gc_dims(gp, j, b),
-            gp.bias,
-        )?;
-        dp[gp.att.clone()].copy_from_slice(&da);
-        dp[gp.wb.clone()].copy_from_slice(&dwb);
-        Ok(din)
-    };
-    // The gradient of y_{2L}, then of each y_{k-1} in turn.
-    let mut gy = if plan.output {
-        gc_back(n, map(&tape.y, n - 1)?, g)?
-    } else {
-        g.to_vec()
-    };
-    let mut dnorms = Vec::with_capacity(n);
-    // The residual's share of y_{k-2}'s gradient, waiting for graph convolution k - 1.
-    let mut pending: Option<Vec<T>> = None;
-    let mut dx = None;
-    for k in (0..n).rev() {
-        let eps = plan.norms[k].2;
-        let residual = k >= 2 && k % 2 == 0;
-        let r = if residual {
-            Some(map(&tape.y, k - 2)?)
-        } else {
-            None
-        };
-        let (dz, dst) = norm::backward(
-            map(&tape.z, k)?,
-            map(&tape.st, k)?,
-            map(&tape.y, k)?,
-            r,
-            &gy,
-            &tape.stats[k],
-            (j, b, f),
-            Scale::Batch(eps),
-        );
-        dnorms.push((k, dst));
-        let from_residual = residual.then_some(gy);
-        let input = if k == 0 { x } else { map(&tape.y, k - 1)? };
-        let mut din = gc_back(k, input, &dz)?;
-        if k == 0 {
-            if want_dx {
-                // The global residual's share: the output gradient itself.
-                if plan.output {
-                    din.iter_mut().zip(g).for_each(|(d, &v)| *d += v);
-                }
-                dx = Some(din);
+impl Drop for Tape {
+    /// The maps go back to the spare buffers ([`crate::spare`]).
+    fn drop(&mut self) {
+        for s in self.mids.iter_mut().chain(&mut self.z).chain(&mut self.y) {
+            match s {
+                CpuStorage::F32(v) => spare::give(std::mem::take(v)),
+                CpuStorage::F64(v) => spare::give(std::mem::take(v)),
+                _ => {}
             }
-            break;
-        }
-        if let Some(w) = pending.take() {
-            din.iter_mut().zip(&w).for_each(|(d, &v)| *d += v);
-        }
-        pending = from_residual;
-        gy = din;
-    }
-    for (k, dst) in dnorms {
-        let (gamma, beta, _) = &plan.norms[k];
-        for (jj, d) in dst.chunks_exact(2 * f).enumerate() {
-            let (g0, b0) = (gamma.start + jj * f, beta.start + jj * f);
-            dp[g0..g0 + f].copy_from_slice(&d[..f]);
-            dp[b0..b0 + f].copy_from_slice(&d[f..]);
         }
     }
-    Ok((dx, dp))
+}
+
+impl Tape {
+    fn new<T: Float>(fw: passes::Forward<T>) -> Self {
+        let store = |v: Vec<Vec<T>>| v.into_iter().map(into_storage).collect();
+        Self {
+            mids: store(fw.mids),
+            z: store(fw.z),
+            y: store(fw.y),
+            st: store(fw.st),
+            stats: fw.stats,
+        }
+    }
+
+    fn slices<T: Float>(&self) -> Result<TapeRef<'_, T>> {
+        fn view<T: Float>(v: &[CpuStorage]) -> Result<Vec<&[T]>> {
+            v.iter().map(|s| s.as_slice::<T>()).collect()
+        }
+        Ok(TapeRef {
+            mids: view(&self.mids)?,
+            z: view(&self.z)?,
+            y: view(&self.y)?,
+            st: view(&self.st)?,
+            stats: &self.stats,
+        })
+    }
 }
 
 impl CustomOp2 for Trunk {
@@ -337,9 +244,10 @@ impl CustomOp2 for Trunk {
     ) -> Result<(CpuStorage, Shape)> {
         let (j, b, _) = l1.shape().dims3()?;
         let (out, tape) = with_float!(common_dtype(&[s1, s2], OP)?, OP, |T| {
-            let (o, t) =
-                forward::<T>(contiguous(s1, l1, OP)?, contiguous(s2, l2, OP)?, &self.plan)?;
-            (into_storage(o), t)
+            let (x, p) = (contiguous(s1, l1, OP)?, contiguous(s2, l2, OP)?);
+            let mut fw = passes::forward::<T>(x, p, &self.plan, self.parts)?;
+            let out = std::mem::take(&mut fw.out);
+            (into_storage(out), Tape::new(fw))
         });
         self.tape.put(tape);
         Ok((out, Shape::from((j, b, self.plan.out_features()))))
@@ -362,7 +270,8 @@ impl CustomOp2 for Trunk {
         let want_dx = x.track_op();
         with_float!(inputs.dtype(), OP, |T| {
             let v = inputs.values::<T>()?;
-            let (dx, dp) = backward(v[0], v[1], tape, v[2], &self.plan, want_dx)?;
+            let t = tape.slices::<T>()?;
+            let (dx, dp) = passes::backward(v[0], v[1], &t, v[2], &self.plan, want_dx, self.parts)?;
             let dx = match dx {
                 Some(d) => Some(Tensor::from_vec(d, x.shape(), dev)?),
                 None => None,

@@ -15,8 +15,17 @@ use rayon::prelude::*;
 use crate::threads::{threads, worth_splitting};
 
 /// The element types: f32 and f64.
-pub trait Element: candle_core::WithDType + Copy + Send + Sync + 'static {}
-impl Element for f32 {}
+pub trait Element: candle_core::WithDType + Copy + Send + Sync + 'static {
+    /// The slice as f32 when `Self` is f32 (for kernels written for f32 registers).
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+}
+impl Element for f32 {
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
+}
 impl Element for f64 {}
 
 /// A read-only view of a `rows x cols` matrix in a slice: element `(i, j)` is
@@ -153,6 +162,26 @@ unsafe fn kernel<T: Element>(out: *mut T, out_rs: usize, a: MatRef<T>, b: MatRef
         false,
         Parallelism::None,
     )
+}
+
+/// `out = a b` on this thread, `out` row-major `a.rows() x b.cols()`: every element written.
+/// For work already split across threads at a coarser level (a block of rows each).
+#[allow(unsafe_code)]
+pub fn gemm_into<T: Element>(out: &mut [T], a: MatRef<T>, b: MatRef<T>) -> candle_core::Result<()> {
+    if a.cols != b.rows || a.rows.checked_mul(b.cols) != Some(out.len()) {
+        candle_core::bail!(
+            "gemm_into: {} x {} times {} x {} into {} values",
+            a.rows,
+            a.cols,
+            b.rows,
+            b.cols,
+            out.len()
+        );
+    }
+    // SAFETY: `out` is borrowed exclusively and holds the a.rows x b.cols block, row stride
+    // b.cols.
+    unsafe { kernel(out.as_mut_ptr(), b.cols, a, b) };
+    Ok(())
 }
 
 /// `n` split into `parts` near-equal blocks, each a multiple of `align` but the last.

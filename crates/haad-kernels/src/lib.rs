@@ -13,6 +13,7 @@
 //!
 //! On other devices every function falls back to candle's own operations.
 
+mod dot;
 mod gemm;
 mod linear;
 mod math;
@@ -24,14 +25,15 @@ pub mod testing;
 mod threads;
 mod transpose;
 
-pub use gemm::{gemm, Element, MatRef};
+pub use dot::{gemm_nt, gemm_nt_into, NT_COST};
+pub use gemm::{gemm, gemm_into, Element, MatRef};
 pub use linear::{linear, linear_in_out};
 pub use math::exp_f32;
 pub use matmul::matmul;
 pub use simd::{level as simd_level, SimdLevel};
 pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
-    collect_chunks, for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial,
-    split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
+    collect_chunks, for_each_chunk, for_each_chunk_pair, for_each_part, join, on_pool, parallel_ok,
+    serial, split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
 };
-pub use transpose::transpose_detached;
+pub use transpose::{transpose_detached, transposed};

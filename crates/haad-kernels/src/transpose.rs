@@ -23,12 +23,13 @@ pub fn transpose_detached(t: &Tensor) -> Result<Tensor> {
     let inputs = Inputs::new(&[&src], "transpose")?;
     with_float!(inputs.dtype(), "transpose", |T| {
         let v = inputs.values::<T>()?;
-        Tensor::from_vec(blocked::<T>(v[0], rows, cols), (cols, rows), t.device())
+        Tensor::from_vec(transposed::<T>(v[0], rows, cols), (cols, rows), t.device())
     })
 }
 
-/// The transpose of the row-major `rows x cols` matrix `a`, block by block.
-fn blocked<T: Element>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+/// The transpose of the row-major `rows x cols` matrix `a` (the first `rows * cols` values):
+/// a new row-major `cols x rows` matrix, copied block by block.
+pub fn transposed<T: Element>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = vec![T::zero(); rows * cols];
     for i0 in (0..rows).step_by(BLOCK) {
         let i1 = (i0 + BLOCK).min(rows);

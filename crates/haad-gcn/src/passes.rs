@@ -1,0 +1,585 @@
+//! The trunk's forward and backward passes ([`crate::trunk`]) cut by joints: each part (one per
+//! thread) takes a fixed range of joints through a whole layer, and the threads meet once per
+//! layer, where a graph product needs every joint's rows.
+//!
+//! Forward, layer `k` (`y_k = tanh(BN(A (y_{k-1} W)))`, `[J, B, F]` maps): the rows of
+//! `P = y_{k-1} W` are per joint, so each part computes its joints' rows of `P` at the end of
+//! the previous layer; then `A[jr, :] P` (every joint's `P`), BatchNorm + tanh of the joints
+//! `jr` (the statistics are per joint, over the batch) and the next layer's `P[jr]`. Backward,
+//! mirrored: `dA[jr, :] = dZ[jr] P^T`, `dP[jr] = A[:, jr]^T dZ`, `dy[jr] = dP[jr] W^T` and the
+//! BatchNorm backward of `jr`, in one region; `dW = y^T dP` (every joint's `dP`) in the next,
+//! cut by rows of `dW`. Before, each product, BatchNorm and sum was a parallel region of its own
+//! (four to six a layer), and the second thread slept and woke between them.
+//!
+//! Every output element is computed by the same kernel in the same order whichever part it
+//! falls in, so the numbers do not depend on the number of parts (tested).
+
+use std::ops::Range;
+
+use candle_core::Result;
+use haad_kernels::{for_each_part, gemm_into, gemm_nt_into, transposed, MatRef};
+
+use crate::norm::{backward_joint, forward_joint, Scale};
+use crate::ops::Float;
+use crate::spare;
+use crate::trunk::{GcPlace, Plan};
+
+/// `0..n` in `parts` contiguous ranges of near-equal length (at most `n` ranges, at least 1).
+pub(crate) fn cuts(n: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    let (q, r) = (n / parts, n % parts);
+    let mut start = 0;
+    (0..parts)
+        .map(|p| {
+            let len = q + usize::from(p < r);
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
+
+/// `buf` cut into one slice per range of `cuts`, `per` values an item.
+fn split_mut<'a, T>(mut buf: &'a mut [T], cuts: &[Range<usize>], per: usize) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(cuts.len());
+    for c in cuts {
+        let (head, tail) = std::mem::take(&mut buf).split_at_mut(c.len() * per);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+/// [`for_each_part`] for the passes' parts.
+fn region<I: Send>(items: Vec<I>, f: impl Fn(usize, I) -> Result<()> + Sync + Send) -> Result<()> {
+    for_each_part(items, f)
+}
+
+/// Whether BatchNorm `k`'s output adds `y_{k-2}` (the second half of a residual block).
+fn residual(k: usize) -> bool {
+    k >= 2 && k.is_multiple_of(2)
+}
+
+/// Whether graph convolution `g` multiplies by `A` first (`(A x) W`), as [`crate::gc`] does
+/// when it widens the features.
+fn a_first(g: &GcPlace) -> bool {
+    g.f_in < g.f_out
+}
+
+/// `W` `[F_in, F_out]` of graph convolution `g` in the packed parameters.
+fn weight<'a, T>(p: &'a [T], g: &GcPlace) -> Result<MatRef<'a, T>> {
+    MatRef::new(&p[g.wb.clone()], g.f_in, g.f_out)
+}
+
+/// Rows `jr` of `A` `[J, J]`.
+fn att_rows<'a, T>(a: &'a [T], jr: &Range<usize>, j: usize) -> Result<MatRef<'a, T>> {
+    MatRef::new(&a[jr.start * j..jr.end * j], jr.len(), j)
+}
+
+/// Rows `r` of `M^T` for the row-major `M` `[rows, cols]`: `M[:, r]^T`.
+fn t_rows<'a, T>(m: &'a [T], r: &Range<usize>, rows: usize, cols: usize) -> Result<MatRef<'a, T>> {
+    MatRef::strided(&m[r.start..], r.len(), rows, 1, cols)
+}
+
+/// Rows `jr` of a `[J, B, F]` map (`B * F` values a joint).
+fn joint_rows<'a, T>(m: &'a [T], jr: &Range<usize>, per: usize) -> &'a [T] {
+    &m[jr.start * per..jr.end * per]
+}
+
+/// What the forward pass keeps: per graph convolution its intermediate product (`A x`
+/// `[J, B, F_in]` or `x W` `[J, B, F_out]`); per BatchNorm its input `z_k`, output `y_k`
+/// (with the residual), scale/shift `[J, 2, F]` and batch statistics `[J, 2, F]` (mean, then
+/// biased variance, per joint).
+pub(crate) struct Forward<T> {
+    pub(crate) out: Vec<T>,
+    pub(crate) mids: Vec<Vec<T>>,
+    pub(crate) z: Vec<Vec<T>>,
+    pub(crate) y: Vec<Vec<T>>,
+    pub(crate) st: Vec<Vec<T>>,
+    pub(crate) stats: Vec<Vec<f64>>,
+}
+
+/// BatchNorm `k`'s `gamma` and `beta` as the `[J, 2, F]` scale/shift input of the kernels.
+fn interleave<T: Copy>(p: &[T], gamma: &Range<usize>, beta: &Range<usize>, f: usize) -> Vec<T> {
+    let mut st = Vec::with_capacity(2 * gamma.len());
+    for (g, b) in p[gamma.clone()]
+        .chunks_exact(f)
+        .zip(p[beta.clone()].chunks_exact(f))
+    {
+        st.extend_from_slice(g);
+        st.extend_from_slice(b);
+    }
+    st
+}
+
+/// One graph convolution's output rows `jr` into `zp` (`[|jr|, B, F_out]`), bias added: from the
+/// whole input `input` `[J, B, F_in]` when `A` comes first (its `A x` rows into `qp`), else from
+/// the whole `x W` `pk` `[J, B, F_out]`.
+#[allow(clippy::too_many_arguments)]
+fn gc_rows<T: Float>(
+    p: &[T],
+    g: &GcPlace,
+    (j, b): (usize, usize),
+    jr: &Range<usize>,
+    input: &[T],
+    pk: Option<&[T]>,
+    qp: &mut [T],
+    zp: &mut [T],
+) -> Result<()> {
+    let att = att_rows(&p[g.att.clone()], jr, j)?;
+    if a_first(g) {
+        gemm_into(qp, att, MatRef::new(input, j, b * g.f_in)?)?;
+        gemm_into(zp, MatRef::new(qp, jr.len() * b, g.f_in)?, weight(p, g)?)?;
+    } else {
+        let Some(pk) = pk else {
+            candle_core::bail!("encoder trunk: x W of a layer was not computed");
+        };
+        gemm_into(zp, att, MatRef::new(pk, j, b * g.f_out)?)?;
+    }
+    if g.bias {
+        let bv = &p[g.wb.clone()][g.f_in * g.f_out..];
+        for row in zp.chunks_exact_mut(g.f_out) {
+            row.iter_mut().zip(bv).for_each(|(v, &c)| *v += c);
+        }
+    }
+    Ok(())
+}
+
+/// The forward pass of `x` `[J, B, 3K]` in `parts` parts.
+pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: usize) -> Result<Forward<T>> {
+    let (j, f, c) = (plan.joints, plan.hidden, plan.features);
+    let b = x.len() / (j * c);
+    let jc = cuts(j, parts);
+    let n = plan.norms.len();
+    let mut fw = Forward {
+        out: Vec::new(),
+        mids: Vec::with_capacity(plan.gcs.len()),
+        z: Vec::with_capacity(n),
+        y: Vec::with_capacity(n),
+        st: Vec::with_capacity(n),
+        stats: Vec::with_capacity(n),
+    };
+    // `x W` of the next graph convolution, when it multiplies by W first.
+    let mut next_p: Option<Vec<T>> = None;
+    let g0 = &plan.gcs[0];
+    if !a_first(g0) {
+        let mut pm = spare::take(j * b * g0.f_out);
+        region(split_mut(&mut pm, &jc, b * g0.f_out), |pi, out| {
+            let rows = MatRef::new(joint_rows(x, &jc[pi], b * c), jc[pi].len() * b, c)?;
+            gemm_into(out, rows, weight(p, g0)?)
+        })?;
+        next_p = Some(pm);
+    }
+    for (k, (gamma, beta, eps)) in plan.norms.iter().enumerate() {
+        let g = &plan.gcs[k];
+        let st = interleave(p, gamma, beta, f);
+        let next = plan.gcs.get(k + 1).filter(|gn| !a_first(gn));
+        let next_out = next.map_or(0, |gn| gn.f_out);
+        let qf = if a_first(g) { g.f_in } else { 0 };
+        let (mut z, mut y) = (spare::take(j * b * f), spare::take(j * b * f));
+        let mut stats = vec![0f64; j * 2 * f];
+        let (mut q, mut pn) = (spare::take(j * b * qf), spare::take(j * b * next_out));
+        let pk = next_p.take();
+        {
+            let input: &[T] = if k == 0 { x } else { &fw.y[k - 1] };
+            let res = residual(k).then(|| fw.y[k - 2].as_slice());
+            let items = split_mut(&mut z, &jc, b * f)
+                .into_iter()
+                .zip(split_mut(&mut y, &jc, b * f))
+                .zip(split_mut(&mut stats, &jc, 2 * f))
+                .zip(split_mut(&mut q, &jc, b * qf))
+                .zip(split_mut(&mut pn, &jc, b * next_out))
+                .collect();
+            region(items, |pi, ((((zp, yp), sp), qp), pnp)| {
+                let jr = &jc[pi];
+                gc_rows(p, g, (j, b), jr, input, pk.as_deref(), qp, zp)?;
+                for (i, jj) in jr.clone().enumerate() {
+                    let rows = i * b * f..(i + 1) * b * f;
+                    let rj = res.map(|r| &r[jj * b * f..(jj + 1) * b * f]);
+                    let stj = &st[2 * jj * f..2 * (jj + 1) * f];
+                    let sj = &mut sp[2 * i * f..2 * (i + 1) * f];
+                    forward_joint(
+                        &zp[rows.clone()],
+                        stj,
+                        rj,
+                        Scale::Batch(*eps),
+                        &mut yp[rows],
+                        sj,
+                    );
+                }
+                if let Some(gn) = next {
+                    gemm_into(pnp, MatRef::new(yp, jr.len() * b, f)?, weight(p, gn)?)?;
+                }
+                Ok(())
+            })?;
+        }
+        fw.mids.push(if a_first(g) {
+            q
+        } else {
+            pk.unwrap_or_default()
+        });
+        next_p = next.map(|_| pn);
+        fw.z.push(z);
+        fw.y.push(y);
+        fw.st.push(st);
+        fw.stats.push(stats);
+    }
+    fw.out = if plan.output {
+        let g = &plan.gcs[n];
+        let qf = if a_first(g) { g.f_in } else { 0 };
+        let (mut o, mut q) = (spare::take(j * b * g.f_out), spare::take(j * b * qf));
+        let pk = next_p.take();
+        {
+            let last = &fw.y[n - 1];
+            let items = split_mut(&mut o, &jc, b * g.f_out)
+                .into_iter()
+                .zip(split_mut(&mut q, &jc, b * qf))
+                .collect();
+            region(items, |pi, (op, qp)| {
+                let jr = &jc[pi];
+                gc_rows(p, g, (j, b), jr, last, pk.as_deref(), qp, op)?;
+                // The global residual.
+                op.iter_mut()
+                    .zip(joint_rows(x, jr, b * c))
+                    .for_each(|(o, &v)| *o += v);
+                Ok(())
+            })?;
+        }
+        fw.mids.push(if a_first(g) {
+            q
+        } else {
+            pk.unwrap_or_default()
+        });
+        o
+    } else {
+        fw.y[n - 1].clone()
+    };
+    Ok(fw)
+}
+
+/// The forward pass's record, borrowed for the backward pass.
+pub(crate) struct TapeRef<'a, T> {
+    pub(crate) mids: Vec<&'a [T]>,
+    pub(crate) z: Vec<&'a [T]>,
+    pub(crate) y: Vec<&'a [T]>,
+    pub(crate) st: Vec<&'a [T]>,
+    pub(crate) stats: &'a [Vec<f64>],
+}
+
+/// The gradients of one graph convolution: `dA` `[J, J]`, `dW` `[F_in, F_out]`, `db` `[F_out]`.
+struct GcGrads<T> {
+    da: Vec<T>,
+    dw: Vec<T>,
+    db: Vec<T>,
+}
+
+/// BatchNorm `m`'s backward for the joints `jr`: `gy` its output gradient rows, into `dzp`
+/// (`[|jr|, B, F]`) and `dstp` (`[|jr|, 2, F]`).
+#[allow(clippy::too_many_arguments)]
+fn norm_rows<T: Float>(
+    tape: &TapeRef<T>,
+    plan: &Plan,
+    m: usize,
+    (b, f): (usize, usize),
+    jr: &Range<usize>,
+    gy: &[T],
+    dzp: &mut [T],
+    dstp: &mut [T],
+) {
+    let eps = plan.norms[m].2;
+    let res = residual(m).then(|| tape.y[m - 2]);
+    for (i, jj) in jr.clone().enumerate() {
+        let (rows, whole) = (i * b * f..(i + 1) * b * f, jj * b * f..(jj + 1) * b * f);
+        let sts = 2 * jj * f..2 * (jj + 1) * f;
+        backward_joint(
+            &tape.z[m][whole.clone()],
+            &tape.st[m][sts.clone()],
+            &tape.y[m][whole.clone()],
+            res.map(|r| &r[whole.clone()]),
+            &gy[rows.clone()],
+            &tape.stats[m][sts],
+            Scale::Batch(eps),
+            &mut dzp[rows],
+            &mut dstp[2 * i * f..2 * (i + 1) * f],
+        );
+    }
+}
+
+/// The rows `fr` of `dW = In^T dP` (`dp` `[J*B, F_out]`, `input` `[J*B, F_in]`) into `out`.
+fn dw_rows<T: Float>(
+    out: &mut [T],
+    input: &[T],
+    dp: &[T],
+    (rows, fi, fo): (usize, usize, usize),
+    fr: &Range<usize>,
+) -> Result<()> {
+    gemm_into(
+        out,
+        t_rows(input, fr, rows, fi)?,
+        MatRef::new(dp, rows, fo)?,
+    )
+}
+
+/// The backward pass for the output gradient `g` in `parts` parts: (`dX` when `want_dx`, the
+/// packed parameters' gradient).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: Float>(
+    x: &[T],
+    p: &[T],
+    tape: &TapeRef<T>,
+    g: &[T],
+    plan: &Plan,
+    want_dx: bool,
+    parts: usize,
+) -> Result<(Option<Vec<T>>, Vec<T>)> {
+    let (j, f, c) = (plan.joints, plan.hidden, plan.features);
+    let b = x.len() / (j * c);
+    let jc = cuts(j, parts);
+    let n = plan.norms.len();
+    let mut grads: Vec<Option<GcGrads<T>>> = (0..plan.gcs.len()).map(|_| None).collect();
+    let mut dsts: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    // The gradient of each y_k, kept for the residual that skips a layer.
+    let mut gys: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    // The gradient at the output of the graph convolution `k` taken next.
+    let (mut dz, top) = if plan.output {
+        (g.to_vec(), n)
+    } else {
+        let (mut dz, mut dst) = (spare::take(j * b * f), vec![T::zero(); j * 2 * f]);
+        let items = split_mut(&mut dz, &jc, b * f)
+            .into_iter()
+            .zip(split_mut(&mut dst, &jc, 2 * f))
+            .collect();
+        region(items, |pi, (dzp, dstp)| {
+            let jr = &jc[pi];
+            norm_rows(
+                tape,
+                plan,
+                n - 1,
+                (b, f),
+                jr,
+                joint_rows(g, jr, b * f),
+                dzp,
+                dstp,
+            );
+            Ok(())
+        })?;
+        gys[n - 1] = g.to_vec();
+        dsts[n - 1] = dst;
+        (dz, n - 1)
+    };
+    // A graph convolution that multiplied by W first leaves its dW for the next region:
+    // (its index, its dP).
+    let mut pending: Option<(usize, Vec<T>)> = None;
+    let np = jc.len();
+    let mut dx = None;
+    for k in (0..=top).rev() {
+        let gk = &plan.gcs[k];
+        let (fi, fo) = (gk.f_in, gk.f_out);
+        let input: &[T] = if k == 0 { x } else { tape.y[k - 1] };
+        let mid = tape.mids[k];
+        let att = &p[gk.att.clone()];
+        // W^T [F_out, F_in] as a copy: `gemm` on a transposed (strided) right factor gave
+        // other bits for a block of rows than for the whole (small products).
+        let wt = transposed(&p[gk.wb.clone()], fi, fo);
+        let wt = MatRef::new(&wt, fo, fi)?;
+        let (mut da, mut dw) = (vec![T::zero(); j * j], vec![T::zero(); fi * fo]);
+        let mut db = vec![T::zero(); if gk.bias { fo } else { 0 }];
+        // The pending dW, its rows cut across the parts.
+        let (pend_k, pend_dp) = match &pending {
+            Some((kk, dp)) => (Some(*kk), dp.as_slice()),
+            None => (None, &[][..]),
+        };
+        let pend_fi = pend_k.map_or(0, |kk| plan.gcs[kk].f_in);
+        let pend_fo = pend_k.map_or(0, |kk| plan.gcs[kk].f_out);
+        let pfc = cuts(pend_fi, np);
+        let mut pend_dw = vec![T::zero(); pend_fi * pend_fo];
+        let pend_items = pad(split_mut(&mut pend_dw, &pfc, pend_fo), np);
+        let pend_job = |pi: usize, out: Option<&mut [T]>| -> Result<()> {
+            if let (Some(kk), Some(out)) = (pend_k, out) {
+                let input = if kk == 0 { x } else { tape.y[kk - 1] };
+                dw_rows(out, input, pend_dp, (j * b, pend_fi, pend_fo), &pfc[pi])?;
+            }
+            Ok(())
+        };
+        // dz's column sums over every row, in order, into db's columns `oc[pi]`.
+        let oc = cuts(fo, np);
+        let db_items = pad(split_mut(&mut db, &oc, usize::from(gk.bias)), np);
+        let db_job = |pi: usize, dbp: Option<&mut [T]>| {
+            if let Some(dbp) = dbp.filter(|d| !d.is_empty()) {
+                let fr = oc[pi].clone();
+                for row in dz.chunks_exact(fo) {
+                    dbp.iter_mut()
+                        .zip(&row[fr.clone()])
+                        .for_each(|(d, &v)| *d += v);
+                }
+            }
+        };
+        // The residual's share of y_{k-1}'s gradient: y_{k+1}'s gradient when layer k + 1
+        // added y_{k-1}.
+        let skip = (k + 1 < n && residual(k + 1)).then(|| gys[k + 1].as_slice());
+        // y_{k-1}'s gradient, BatchNorm k - 1's input gradient and d[gamma; beta] (k > 0).
+        let zf = if k > 0 { f } else { 0 };
+        let mut din = spare::take(if k > 0 || want_dx { j * b * fi } else { 0 });
+        let (mut gy, mut dzn) = (spare::take(j * b * zf), spare::take(j * b * zf));
+        let mut dst = vec![T::zero(); j * 2 * zf];
+        // Once dIn's rows `jr` are known: y_{k-1}'s gradient and BatchNorm k - 1's backward,
+        // or for k = 0 the global residual's share of dX.
+        let tail =
+            |jr: &Range<usize>, dinp: &mut [T], gyp: &mut [T], dzp: &mut [T], dstp: &mut [T]| {
+                if k == 0 {
+                    if plan.output {
+                        dinp.iter_mut()
+                            .zip(joint_rows(g, jr, b * c))
+                            .for_each(|(d, &v)| *d += v);
+                    }
+                    return;
+                }
+                gyp.copy_from_slice(dinp);
+                if let Some(s) = skip {
+                    gyp.iter_mut()
+                        .zip(joint_rows(s, jr, b * f))
+                        .for_each(|(d, &v)| *d += v);
+                }
+                norm_rows(tape, plan, k - 1, (b, f), jr, gyp, dzp, dstp);
+            };
+        let want_din = k > 0 || want_dx;
+        let din_per = if want_din { b * fi } else { 0 };
+        let next_pending = if !a_first(gk) {
+            // y = A P + b, P = In W: dA, dP and dIn rows here, dW in the next region.
+            let mut dp = spare::take(j * b * fo);
+            let items = split_mut(&mut da, &jc, j)
+                .into_iter()
+                .zip(split_mut(&mut dp, &jc, b * fo))
+                .zip(split_mut(&mut din, &jc, din_per))
+                .zip(db_items)
+                .zip(pend_items)
+                .zip(split_mut(&mut gy, &jc, b * zf))
+                .zip(split_mut(&mut dzn, &jc, b * zf))
+                .zip(split_mut(&mut dst, &jc, 2 * zf))
+                .collect();
+            region(
+                items,
+                |pi, (((((((dap, dpp), dinp), dbp), pw), gyp), dzp), dstp)| {
+                    let jr = &jc[pi];
+                    gemm_nt_into(dap, joint_rows(&dz, jr, b * fo), mid, (jr.len(), j, b * fo))?;
+                    gemm_into(dpp, t_rows(att, jr, j, j)?, MatRef::new(&dz, j, b * fo)?)?;
+                    db_job(pi, dbp);
+                    pend_job(pi, pw)?;
+                    if want_din {
+                        gemm_into(dinp, MatRef::new(dpp, jr.len() * b, fo)?, wt)?;
+                        tail(jr, dinp, gyp, dzp, dstp);
+                    }
+                    Ok(())
+                },
+            )?;
+            Some((k, dp))
+        } else {
+            // y = Q W + b, Q = A In: dQ, dA and dW rows here, dIn in a second region.
+            let mut dq = spare::take(j * b * fi);
+            let ic = cuts(fi, np);
+            let items = split_mut(&mut da, &jc, j)
+                .into_iter()
+                .zip(split_mut(&mut dq, &jc, b * fi))
+                .zip(pad(split_mut(&mut dw, &ic, fo), np))
+                .zip(db_items)
+                .zip(pend_items)
+                .collect();
+            region(items, |pi, ((((dap, dqp), dwp), dbp), pw)| {
+                let jr = &jc[pi];
+                let dzr = MatRef::new(joint_rows(&dz, jr, b * fo), jr.len() * b, fo)?;
+                gemm_into(dqp, dzr, wt)?;
+                gemm_nt_into(dap, dqp, input, (jr.len(), j, b * fi))?;
+                if let Some(dwp) = dwp {
+                    let q = t_rows(mid, &ic[pi], j * b, fi)?;
+                    gemm_into(dwp, q, MatRef::new(&dz, j * b, fo)?)?;
+                }
+                db_job(pi, dbp);
+                pend_job(pi, pw)
+            })?;
+            if want_din {
+                let items = split_mut(&mut din, &jc, b * fi)
+                    .into_iter()
+                    .zip(split_mut(&mut gy, &jc, b * zf))
+                    .zip(split_mut(&mut dzn, &jc, b * zf))
+                    .zip(split_mut(&mut dst, &jc, 2 * zf))
+                    .collect();
+                region(items, |pi, (((dinp, gyp), dzp), dstp)| {
+                    let jr = &jc[pi];
+                    gemm_into(dinp, t_rows(att, jr, j, j)?, MatRef::new(&dq, j, b * fi)?)?;
+                    tail(jr, dinp, gyp, dzp, dstp);
+                    Ok(())
+                })?;
+            }
+            spare::give(dq);
+            None
+        };
+        if let Some(kk) = pend_k {
+            if let Some(prev) = grads[kk].as_mut() {
+                prev.dw = pend_dw;
+            }
+        }
+        if let Some((_, dp)) = std::mem::replace(&mut pending, next_pending) {
+            spare::give(dp);
+        }
+        grads[k] = Some(GcGrads { da, dw, db });
+        if k > 0 {
+            gys[k - 1] = gy;
+            dsts[k - 1] = dst;
+            spare::give(std::mem::replace(&mut dz, dzn));
+            spare::give(din);
+        } else if want_dx {
+            dx = Some(din);
+        }
+    }
+    spare::give(dz);
+    gys.into_iter().for_each(spare::give);
+    if let Some((kk, dp)) = pending.take() {
+        // The last pending dW (graph convolution 0 multiplied by W first).
+        let gk = &plan.gcs[kk];
+        let (fi, fo) = (gk.f_in, gk.f_out);
+        let ic = cuts(fi, np);
+        let mut dw = vec![T::zero(); fi * fo];
+        let input = if kk == 0 { x } else { tape.y[kk - 1] };
+        region(split_mut(&mut dw, &ic, fo), |pi, out| {
+            dw_rows(out, input, &dp, (j * b, fi, fo), &ic[pi])
+        })?;
+        if let Some(prev) = grads[kk].as_mut() {
+            prev.dw = dw;
+        }
+        spare::give(dp);
+    }
+    Ok((dx, pack(plan, grads, dsts)?))
+}
+
+/// `items` as options, padded with `None` to `len` (a cut of fewer items than the joints').
+fn pad<I>(items: Vec<I>, len: usize) -> Vec<Option<I>> {
+    let mut v: Vec<Option<I>> = items.into_iter().map(Some).collect();
+    v.resize_with(len.max(v.len()), || None);
+    v
+}
+
+/// The gradients in the packed parameters' order.
+fn pack<T: Float>(
+    plan: &Plan,
+    grads: Vec<Option<GcGrads<T>>>,
+    dsts: Vec<Vec<T>>,
+) -> Result<Vec<T>> {
+    let f = plan.hidden;
+    let mut dp = vec![T::zero(); plan.len];
+    for (gp, gr) in plan.gcs.iter().zip(grads) {
+        let Some(gr) = gr else {
+            candle_core::bail!("encoder trunk: a layer's gradient was not computed");
+        };
+        dp[gp.att.clone()].copy_from_slice(&gr.da);
+        let wb = &mut dp[gp.wb.clone()];
+        wb[..gp.f_in * gp.f_out].copy_from_slice(&gr.dw);
+        wb[gp.f_in * gp.f_out..].copy_from_slice(&gr.db);
+    }
+    for ((gamma, beta, _), dst) in plan.norms.iter().zip(dsts) {
+        for (jj, d) in dst.chunks_exact(2 * f).enumerate() {
+            let (g0, b0) = (gamma.start + jj * f, beta.start + jj * f);
+            dp[g0..g0 + f].copy_from_slice(&d[..f]);
+            dp[b0..b0 + f].copy_from_slice(&d[f..]);
+        }
+    }
+    Ok(dp)
+}

@@ -25,7 +25,7 @@ use haad_kernels::{
 
 use crate::norm;
 use crate::ops::Float;
-use crate::passes::{self, TapeRef};
+use crate::passes::{self, Parts, TapeRef};
 use crate::spare;
 
 const OP: &str = "encoder_trunk";
@@ -123,8 +123,8 @@ impl Plan {
 /// biased variance `[J*F]` (for the running statistics). CPU, f32/f64, one dtype (the caller
 /// checks with [`crate::cpu::fused`]); at least 2 clips.
 ///
-/// The passes are cut in `parts` parts by joints ([`crate::passes`]); `None`: one part per
-/// thread where a layer's work is worth splitting, else one.
+/// The passes are cut in exactly `parts` parts by joints ([`crate::passes`]); `None`: one part
+/// per thread of each pass's gang where the pass's work is worth splitting, else one.
 pub(crate) fn trunk(
     x: &Tensor,
     p: &Tensor,
@@ -146,16 +146,13 @@ pub(crate) fn trunk(
         candle_core::bail!("training-mode BatchNorm needs at least 2 samples, got {b}");
     }
     let tape = Arc::new(Stash::default());
-    let parts = parts.unwrap_or_else(|| {
-        let (j, f) = (plan.joints, plan.hidden);
-        // A hidden layer's two products: the work between two meetings of the threads.
-        let layer = 2 * j * b * f * f + 2 * j * j * b * f;
-        if worth_splitting(layer) {
-            threads().min(j)
-        } else {
-            1
-        }
-    });
+    let parts = match parts {
+        Some(n) => Parts::Exactly(n),
+        // A pass is one gang ([`haad_kernels::gang`]): its threads are handed work once, not
+        // per layer, so the whole pass's work decides.
+        None if worth_splitting(passes::work(plan, b)) => Parts::UpTo(threads()),
+        None => Parts::UpTo(1),
+    };
     let op = Trunk {
         plan: plan.clone(),
         tape: tape.clone(),
@@ -187,8 +184,8 @@ struct Tape {
 struct Trunk {
     plan: Plan,
     tape: Arc<Stash<Tape>>,
-    /// The parts each pass is cut in.
-    parts: usize,
+    /// How each pass is cut.
+    parts: Parts,
 }
 
 impl Drop for Tape {

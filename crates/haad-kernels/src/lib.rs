@@ -14,6 +14,7 @@
 //! On other devices every function falls back to candle's own operations.
 
 mod dot;
+mod gang;
 mod gemm;
 mod linear;
 mod math;
@@ -26,6 +27,7 @@ mod threads;
 mod transpose;
 
 pub use dot::{gemm_nt, gemm_nt_into, NT_COST};
+pub use gang::{gang, Crew};
 pub use gemm::{gemm, gemm_into, Element, MatRef};
 pub use linear::{linear, linear_in_out};
 pub use math::exp_f32;

@@ -35,10 +35,15 @@ thread_local! {
 /// Runs `f` with every kernel it calls on this thread kept on this thread: for work already
 /// split across threads at a coarser level (a batch cut into one part per thread).
 pub fn serial<R>(f: impl FnOnce() -> R) -> R {
-    let before = SERIAL.with(|s| s.replace(true));
-    let out = f();
-    SERIAL.with(|s| s.set(before));
-    out
+    /// Puts the flag back however `f` ends (a panic too: the thread lives on in the pool).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SERIAL.with(|s| s.replace(true)));
+    f()
 }
 
 /// Whether kernels called here may split work across threads (not inside [`serial`]).

@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 use candle_core::Result;
-use haad_kernels::{gemm_into, gemm_nt_into, transposed, MatRef};
+use haad_kernels::{gang, gemm_into, gemm_nt_into, transposed, Crew, MatRef};
 
-use super::{a_first, cuts, joint_rows, pad, region, residual, split_mut, t_rows};
+use super::{a_first, cuts, joint_rows, pad, region, residual, split_mut, t_rows, work, Parts};
 use crate::norm::{backward_joint, Scale};
 use crate::ops::Float;
 use crate::spare;
@@ -74,8 +74,8 @@ fn dw_rows<T: Float>(
     )
 }
 
-/// The backward pass for the output gradient `g` in `parts` parts: (`dX` when `want_dx`, the
-/// packed parameters' gradient).
+/// The backward pass for the output gradient `g` in `parts` parts, on a gang of as many
+/// threads: (`dX` when `want_dx`, the packed parameters' gradient).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward<T: Float>(
     x: &[T],
@@ -84,11 +84,26 @@ pub(crate) fn backward<T: Float>(
     g: &[T],
     plan: &Plan,
     want_dx: bool,
-    parts: usize,
+    parts: Parts,
+) -> Result<(Option<Vec<T>>, Vec<T>)> {
+    let b = x.len() / (plan.joints * plan.features).max(1);
+    gang(parts.wanted(plan.joints), 2 * work(plan, b), |crew| {
+        let jc = parts.cut(plan.joints, crew);
+        backward_in(crew, (x, p, g), tape, plan, want_dx, &jc)
+    })
+}
+
+/// [`backward`] on `crew` for `(x, p, g)`, the joints cut as `jc`.
+fn backward_in<T: Float>(
+    crew: &Crew,
+    (x, p, g): (&[T], &[T], &[T]),
+    tape: &TapeRef<T>,
+    plan: &Plan,
+    want_dx: bool,
+    jc: &[Range<usize>],
 ) -> Result<(Option<Vec<T>>, Vec<T>)> {
     let (j, f, c) = (plan.joints, plan.hidden, plan.features);
     let b = x.len() / (j * c);
-    let jc = cuts(j, parts);
     let n = plan.norms.len();
     let mut grads: Vec<Option<GcGrads<T>>> = (0..plan.gcs.len()).map(|_| None).collect();
     let mut dsts: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
@@ -99,11 +114,11 @@ pub(crate) fn backward<T: Float>(
         (g.to_vec(), n)
     } else {
         let (mut dz, mut dst) = (spare::take(j * b * f), vec![T::zero(); j * 2 * f]);
-        let items = split_mut(&mut dz, &jc, b * f)
+        let items = split_mut(&mut dz, jc, b * f)
             .into_iter()
-            .zip(split_mut(&mut dst, &jc, 2 * f))
+            .zip(split_mut(&mut dst, jc, 2 * f))
             .collect();
-        region(items, |pi, (dzp, dstp)| {
+        region(crew, items, |pi, (dzp, dstp)| {
             let jr = &jc[pi];
             norm_rows(
                 tape,
@@ -201,17 +216,18 @@ pub(crate) fn backward<T: Float>(
         let next_pending = if !a_first(gk) {
             // y = A P + b, P = In W: dA, dP and dIn rows here, dW in the next region.
             let mut dp = spare::take(j * b * fo);
-            let items = split_mut(&mut da, &jc, j)
+            let items = split_mut(&mut da, jc, j)
                 .into_iter()
-                .zip(split_mut(&mut dp, &jc, b * fo))
-                .zip(split_mut(&mut din, &jc, din_per))
+                .zip(split_mut(&mut dp, jc, b * fo))
+                .zip(split_mut(&mut din, jc, din_per))
                 .zip(db_items)
                 .zip(pend_items)
-                .zip(split_mut(&mut gy, &jc, b * zf))
-                .zip(split_mut(&mut dzn, &jc, b * zf))
-                .zip(split_mut(&mut dst, &jc, 2 * zf))
+                .zip(split_mut(&mut gy, jc, b * zf))
+                .zip(split_mut(&mut dzn, jc, b * zf))
+                .zip(split_mut(&mut dst, jc, 2 * zf))
                 .collect();
             region(
+                crew,
                 items,
                 |pi, (((((((dap, dpp), dinp), dbp), pw), gyp), dzp), dstp)| {
                     let jr = &jc[pi];
@@ -231,14 +247,14 @@ pub(crate) fn backward<T: Float>(
             // y = Q W + b, Q = A In: dQ, dA and dW rows here, dIn in a second region.
             let mut dq = spare::take(j * b * fi);
             let ic = cuts(fi, np);
-            let items = split_mut(&mut da, &jc, j)
+            let items = split_mut(&mut da, jc, j)
                 .into_iter()
-                .zip(split_mut(&mut dq, &jc, b * fi))
+                .zip(split_mut(&mut dq, jc, b * fi))
                 .zip(pad(split_mut(&mut dw, &ic, fo), np))
                 .zip(db_items)
                 .zip(pend_items)
                 .collect();
-            region(items, |pi, ((((dap, dqp), dwp), dbp), pw)| {
+            region(crew, items, |pi, ((((dap, dqp), dwp), dbp), pw)| {
                 let jr = &jc[pi];
                 let dzr = MatRef::new(joint_rows(&dz, jr, b * fo), jr.len() * b, fo)?;
                 gemm_into(dqp, dzr, wt)?;
@@ -251,13 +267,13 @@ pub(crate) fn backward<T: Float>(
                 pend_job(pi, pw)
             })?;
             if want_din {
-                let items = split_mut(&mut din, &jc, b * fi)
+                let items = split_mut(&mut din, jc, b * fi)
                     .into_iter()
-                    .zip(split_mut(&mut gy, &jc, b * zf))
-                    .zip(split_mut(&mut dzn, &jc, b * zf))
-                    .zip(split_mut(&mut dst, &jc, 2 * zf))
+                    .zip(split_mut(&mut gy, jc, b * zf))
+                    .zip(split_mut(&mut dzn, jc, b * zf))
+                    .zip(split_mut(&mut dst, jc, 2 * zf))
                     .collect();
-                region(items, |pi, (((dinp, gyp), dzp), dstp)| {
+                region(crew, items, |pi, (((dinp, gyp), dzp), dstp)| {
                     let jr = &jc[pi];
                     gemm_into(dinp, t_rows(att, jr, j, j)?, MatRef::new(&dq, j, b * fi)?)?;
                     tail(jr, dinp, gyp, dzp, dstp);
@@ -294,7 +310,7 @@ pub(crate) fn backward<T: Float>(
         let ic = cuts(fi, np);
         let mut dw = vec![T::zero(); fi * fo];
         let input = if kk == 0 { x } else { tape.y[kk - 1] };
-        region(split_mut(&mut dw, &ic, fo), |pi, out| {
+        region(crew, split_mut(&mut dw, &ic, fo), |pi, out| {
             dw_rows(out, input, &dp, (j * b, fi, fo), &ic[pi])
         })?;
         if let Some(prev) = grads[kk].as_mut() {

@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 use candle_core::Result;
-use haad_kernels::{gemm_into, MatRef};
+use haad_kernels::{gang, gemm_into, Crew, MatRef};
 
-use super::{a_first, att_rows, cuts, joint_rows, region, residual, split_mut, weight};
+use super::{a_first, att_rows, joint_rows, region, residual, split_mut, weight, work, Parts};
 use crate::norm::{forward_joint, Scale};
 use crate::ops::Float;
 use crate::spare;
@@ -70,11 +70,25 @@ fn gc_rows<T: Float>(
     Ok(())
 }
 
-/// The forward pass of `x` `[J, B, 3K]` in `parts` parts.
-pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: usize) -> Result<Forward<T>> {
+/// The forward pass of `x` `[J, B, 3K]` in `parts` parts, on a gang of as many threads.
+pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: Parts) -> Result<Forward<T>> {
+    let b = x.len() / (plan.joints * plan.features).max(1);
+    gang(parts.wanted(plan.joints), work(plan, b), |crew| {
+        let jc = parts.cut(plan.joints, crew);
+        forward_in(crew, x, p, plan, &jc)
+    })
+}
+
+/// [`forward`] on `crew`, the joints cut as `jc`.
+fn forward_in<T: Float>(
+    crew: &Crew,
+    x: &[T],
+    p: &[T],
+    plan: &Plan,
+    jc: &[Range<usize>],
+) -> Result<Forward<T>> {
     let (j, f, c) = (plan.joints, plan.hidden, plan.features);
     let b = x.len() / (j * c);
-    let jc = cuts(j, parts);
     let n = plan.norms.len();
     let mut fw = Forward {
         out: Vec::new(),
@@ -89,7 +103,7 @@ pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: usize) -> 
     let g0 = &plan.gcs[0];
     if !a_first(g0) {
         let mut pm = spare::take(j * b * g0.f_out);
-        region(split_mut(&mut pm, &jc, b * g0.f_out), |pi, out| {
+        region(crew, split_mut(&mut pm, jc, b * g0.f_out), |pi, out| {
             let rows = MatRef::new(joint_rows(x, &jc[pi], b * c), jc[pi].len() * b, c)?;
             gemm_into(out, rows, weight(p, g0)?)
         })?;
@@ -108,14 +122,14 @@ pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: usize) -> 
         {
             let input: &[T] = if k == 0 { x } else { &fw.y[k - 1] };
             let res = residual(k).then(|| fw.y[k - 2].as_slice());
-            let items = split_mut(&mut z, &jc, b * f)
+            let items = split_mut(&mut z, jc, b * f)
                 .into_iter()
-                .zip(split_mut(&mut y, &jc, b * f))
-                .zip(split_mut(&mut stats, &jc, 2 * f))
-                .zip(split_mut(&mut q, &jc, b * qf))
-                .zip(split_mut(&mut pn, &jc, b * next_out))
+                .zip(split_mut(&mut y, jc, b * f))
+                .zip(split_mut(&mut stats, jc, 2 * f))
+                .zip(split_mut(&mut q, jc, b * qf))
+                .zip(split_mut(&mut pn, jc, b * next_out))
                 .collect();
-            region(items, |pi, ((((zp, yp), sp), qp), pnp)| {
+            region(crew, items, |pi, ((((zp, yp), sp), qp), pnp)| {
                 let jr = &jc[pi];
                 gc_rows(p, g, (j, b), jr, input, pk.as_deref(), qp, zp)?;
                 for (i, jj) in jr.clone().enumerate() {
@@ -156,11 +170,11 @@ pub(crate) fn forward<T: Float>(x: &[T], p: &[T], plan: &Plan, parts: usize) -> 
         let pk = next_p.take();
         {
             let last = &fw.y[n - 1];
-            let items = split_mut(&mut o, &jc, b * g.f_out)
+            let items = split_mut(&mut o, jc, b * g.f_out)
                 .into_iter()
-                .zip(split_mut(&mut q, &jc, b * qf))
+                .zip(split_mut(&mut q, jc, b * qf))
                 .collect();
-            region(items, |pi, (op, qp)| {
+            region(crew, items, |pi, (op, qp)| {
                 let jr = &jc[pi];
                 gc_rows(p, g, (j, b), jr, last, pk.as_deref(), qp, op)?;
                 // The global residual.

@@ -19,15 +19,49 @@
 use std::ops::Range;
 
 use candle_core::Result;
-use haad_kernels::{for_each_part, MatRef};
+use haad_kernels::{Crew, MatRef};
 
-use crate::trunk::GcPlace;
+use crate::trunk::{GcPlace, Plan};
 
 mod backward;
 mod forward;
 
 pub(crate) use backward::{backward, TapeRef};
 pub(crate) use forward::{forward, Forward};
+
+/// The forward pass's work for a batch of `b` clips in FLOPs: a hidden layer's two products
+/// (`2 J B F^2 + 2 J^2 B F`) times the layers. The backward pass's is about twice this.
+pub(crate) fn work(plan: &Plan, b: usize) -> usize {
+    let (j, f) = (plan.joints, plan.hidden);
+    (2 * j * b * f * f + 2 * j * j * b * f) * plan.norms.len()
+}
+
+/// How a pass is cut by joints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Parts {
+    /// One part per thread of the pass's gang ([`haad_kernels::gang`]), at most this many: one
+    /// when the gang runs alone, where more parts would only repeat their fixed costs.
+    UpTo(usize),
+    /// Exactly this many, however many threads run them (the tests' way to compare cuts).
+    Exactly(usize),
+}
+
+impl Parts {
+    /// The threads to ask the gang for.
+    fn wanted(self, joints: usize) -> usize {
+        match self {
+            Parts::UpTo(n) | Parts::Exactly(n) => n.clamp(1, joints.max(1)),
+        }
+    }
+
+    /// The joints' cut on `crew`.
+    fn cut(self, joints: usize, crew: &Crew) -> Vec<Range<usize>> {
+        match self {
+            Parts::UpTo(n) => cuts(joints, n.min(crew.threads())),
+            Parts::Exactly(n) => cuts(joints, n),
+        }
+    }
+}
 
 /// `0..n` in `parts` contiguous ranges of near-equal length (at most `n` ranges, at least 1).
 fn cuts(n: usize, parts: usize) -> Vec<Range<usize>> {
@@ -54,9 +88,13 @@ fn split_mut<'a, T>(mut buf: &'a mut [T], cuts: &[Range<usize>], per: usize) -> 
     out
 }
 
-/// [`for_each_part`] for the passes' parts.
-fn region<I: Send>(items: Vec<I>, f: impl Fn(usize, I) -> Result<()> + Sync + Send) -> Result<()> {
-    for_each_part(items, f)
+/// One region of a pass on the gang's threads ([`Crew::region`]).
+fn region<I: Send>(
+    crew: &Crew,
+    items: Vec<I>,
+    f: impl Fn(usize, I) -> Result<()> + Sync,
+) -> Result<()> {
+    crew.region(items, f)
 }
 
 /// Whether BatchNorm `k`'s output adds `y_{k-2}` (the second half of a residual block).

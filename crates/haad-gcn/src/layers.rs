@@ -124,7 +124,7 @@ impl GraphConv {
 /// flattened `[B, J*F]` map (feature index `j * F + f`), applied directly to the encoder's
 /// `[J, B, F]` layout, fused with the tanh that follows it everywhere in the encoder.
 ///
-/// The variables are created by [`candle_nn::batch_norm`] (names `weight` (`gamma`), `bias`
+/// The variables are created by [`candle_nn::batch_norm()`] (names `weight` (`gamma`), `bias`
 /// (`beta`), `running_mean`, `running_var`, shape `[J*F]`; the running statistics are `Var`s of
 /// the var map, updated in place). Training: `tanh(gamma x_hat + beta)` with `x_hat` normalised
 /// by the batch mean and biased variance, and the running statistics updated with momentum 0.1

@@ -18,7 +18,7 @@ pub const NT_COST: usize = 4;
 /// `a b^T` for `a` `[m, k]` and `b` `[n, k]`, both row-major: a new row-major `[m, n]` matrix
 /// with `out[i, j] = sum_p a[i, p] b[j, p]`.
 ///
-/// Each output element is summed the same way wherever it lies (in [`LANES`] partial sums over
+/// Each output element is summed the same way wherever it lies (in `LANES` partial sums over
 /// `p`, then those in a fixed order, then the last `k % LANES` products), so the result does
 /// not depend on the thread count or on the blocks. Rows of the output are split across
 /// threads where the product is worth it ([`worth_splitting`] of [`NT_COST`] times its FLOPs).

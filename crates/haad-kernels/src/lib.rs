@@ -35,7 +35,7 @@ pub use matmul::matmul;
 pub use simd::{level as simd_level, SimdLevel};
 pub use storage::{common_dtype, contiguous, dtype_of, into_storage, is_float, Inputs, Stash};
 pub use threads::{
-    collect_chunks, for_each_chunk, for_each_chunk_pair, for_each_part, join, on_pool, parallel_ok,
-    serial, split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
+    collect_chunks, for_each_chunk, for_each_chunk_pair, join, on_pool, parallel_ok, serial,
+    split_batch, threads, worth_splitting, PARALLEL_MIN_FLOPS, POOL_MIN_FLOPS,
 };
 pub use transpose::{transpose_detached, transposed};

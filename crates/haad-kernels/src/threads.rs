@@ -125,30 +125,6 @@ where
     }
 }
 
-/// Runs `f(p, item)` for each part's item (a block of rows each, say): on the kernels' threads
-/// when there are several items and [`parallel_ok`], each part's kernels kept on its thread
-/// ([`serial`]); else in turn on this one. The first error, if any. The caller sizes the parts
-/// (one per thread where the work is worth splitting, [`worth_splitting`]).
-pub fn for_each_part<I, E, F>(items: Vec<I>, f: F) -> Result<(), E>
-where
-    I: Send,
-    E: Send,
-    F: Fn(usize, I) -> Result<(), E> + Send + Sync,
-{
-    if items.len() > 1 && parallel_ok() {
-        items
-            .into_par_iter()
-            .enumerate()
-            .map(|(p, it)| serial(|| f(p, it)))
-            .collect::<Result<Vec<()>, E>>()?;
-    } else {
-        for (p, it) in items.into_iter().enumerate() {
-            f(p, it)?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs `f(i, chunk)` on each of the chunks of `data` of `chunk_len` elements (the last may be
 /// shorter), on several threads when `flops` (the caller's estimate of the whole job) reaches
 /// [`PARALLEL_MIN_FLOPS`] and more than one thread is available, else in order on this one.
@@ -344,21 +320,6 @@ mod tests {
             );
             assert!(!serial(|| worth_splitting(flops)), "{flops} inside serial");
         }
-    }
-
-    #[test]
-    fn parts_run_once_each_in_serial_and_report_errors() {
-        let mut v = vec![0usize; 10];
-        let items: Vec<&mut [usize]> = v.chunks_mut(3).collect();
-        for_each_part(items, |p, c| {
-            assert!(!parallel_ok(), "part kernels stay on their thread");
-            c.iter_mut().for_each(|x| *x += p + 1);
-            Ok::<(), String>(())
-        })
-        .unwrap();
-        assert_eq!(v, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]);
-        let err = for_each_part(vec![0, 1, 2], |p, _| if p == 1 { Err(p) } else { Ok(()) });
-        assert_eq!(err, Err(1));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! A gang: the kernels' threads kept together through a run of parallel regions (a network's
 //! pass, one region per layer), so that the threads meet between regions without sleeping.
 //!
-//! [`for_each_part`](crate::for_each_part) hands each region to the pool afresh. Between two
-//! regions the pool's other threads find no work, park after a few dozen rounds, and the next
-//! region waits for the operating system to wake them: measured, about one context switch per
-//! region of the encoder's step, whose two-thread time moved 1.3x from process to process.
+//! A parallel iterator per region hands each region to the pool afresh. Between two regions
+//! the pool's other threads find no work, park after a few dozen rounds, and the next region
+//! waits for the operating system to wake them: measured, about one context switch per region
+//! of the encoder's step, whose two-thread time moved 1.3x from process to process.
 //!
 //! In a gang the calling thread (the leader) runs the code between regions; the helpers wait
 //! for the next region spinning, then yielding their core. Items of a region are claimed one at
@@ -143,9 +143,11 @@ impl<'g> Crew<'g> {
 ///
 /// Helpers lose where another process holds their cores (an item a descheduled helper claimed
 /// holds up its region, and a third runnable thread slows the leader). So each place in the
-/// code that calls `gang` keeps its mean time per unit of `work` with helpers and without, and
-/// takes the faster way, trying the other every 16th call to keep both current ([`choice`]).
-/// Which thread runs an item never changes the numbers.
+/// code that calls `gang` keeps its last times per unit of `work` with helpers and without,
+/// takes the way with the lower median, and tries the other now and then to keep both current
+/// (the module `choice`: every 16th call while alone is faster, every 128th while helpers are).
+/// Which thread runs an item never changes the numbers; nor does the cut, where the caller
+/// cuts by [`Crew::threads`] into parts whose results do not depend on the cut.
 #[track_caller]
 pub fn gang<R>(threads_wanted: usize, work: usize, body: impl FnOnce(&Crew) -> R) -> R {
     let helpers = threads_wanted.min(threads()).saturating_sub(1);

@@ -151,7 +151,14 @@ fn backward_in<T: Float>(
         // other bits for a block of rows than for the whole (small products).
         let wt = transposed(&p[gk.wb.clone()], fi, fo);
         let wt = MatRef::new(&wt, fo, fi)?;
-        let (mut da, mut dw) = (vec![T::zero(); j * j], vec![T::zero(); fi * fo]);
+        let mut da = vec![T::zero(); j * j];
+        // dW is computed here when A comes first; else it is the next region's pending dW,
+        // which replaces this empty one.
+        let mut dw = if a_first(gk) {
+            vec![T::zero(); fi * fo]
+        } else {
+            Vec::new()
+        };
         let mut db = vec![T::zero(); if gk.bias { fo } else { 0 }];
         // The pending dW, its rows cut across the parts.
         let (pend_k, pend_dp) = match &pending {

@@ -12,9 +12,18 @@ use std::panic::Location;
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-/// While a site prefers running alone, every this many calls it tries helpers again: another
-/// process may have left their cores (a try costs about the helpers' loss, a tenth or two).
+/// While a site prefers running alone it tries helpers again after this many calls, and after
+/// twice as many each time a try loses, up to [`RETRY_HELPERS_MAX`]: another process may have
+/// left their cores. A try that wins is followed by another at the next call, so helpers are
+/// back within a few calls of the machine going idle.
+///
+/// Measured on two cores with another process on one (`train_encoder`, 360 passes a site): a
+/// try costs about 2 ms against a pass of 3.5-6.5 ms alone, a quarter of the tries take 1.5-3x,
+/// and with a try every 16th call (45 helper passes a site with the switches they caused) two
+/// threads were 1.09x one thread's time, against 1.01x with helpers turned off.
 const RETRY_HELPERS: u64 = 16;
+/// The longest wait between two tries of helpers.
+const RETRY_HELPERS_MAX: u64 = 256;
 /// While a site prefers helpers, every this many calls it runs alone to keep that time
 /// current. Rarely: alone needs one core, so its time hardly moves with the machine's load
 /// (helpers' own times show a busy machine at once), and each such call costs what helpers
@@ -26,6 +35,22 @@ const KEPT: usize = 5;
 
 /// The kept times each way needs before the two are compared.
 const FIRST: usize = 3;
+
+/// How much faster the other way must be to be taken instead (its median against the current
+/// way's), and a try of helpers to count as a win: a twentieth. With the other core busy the
+/// two medians lie within a tenth of each other, and without the margin noise switched back and
+/// forth.
+const MARGIN: f64 = 0.05;
+
+/// What helpers must save of the leader's time to count as faster: their times are compared
+/// as if this much longer (divided by `1 - GAIN`). A gang with helpers costs more than its
+/// leader's time shows: the helpers' cores, and, with another process on those cores, the
+/// pool's threads spinning and yielding after each such pass, which slows the leader's next
+/// ones. Measured with the other core busy (`train_encoder`, 100 epochs, 1,200 passes a
+/// site): helpers' medians within 3 % of alone's, so they were taken half the time, and two
+/// threads were 1.04x one thread's time, against 1.01x with helpers turned off. Idle, helpers
+/// took 0.6x alone's time, and 0.75-0.85x in hours when the machine's host was busier.
+const GAIN: f64 = 0.1;
 
 /// One way's times per unit of work at a call site.
 #[derive(Debug, Default, Clone, Copy)]
@@ -64,36 +89,104 @@ impl Way {
     }
 }
 
-/// A call site's times with helpers (`crew`) and without (`alone`).
-#[derive(Debug, Default, Clone, Copy)]
+/// Whether `x` is at least [`MARGIN`] below `than`.
+fn beats(x: f64, than: f64) -> bool {
+    x < than * (1.0 - MARGIN)
+}
+
+/// A time with helpers as it is compared with one alone (see [`GAIN`]).
+fn weighed(crew: f64) -> f64 {
+    crew / (1.0 - GAIN)
+}
+
+/// A call site's times with helpers (`crew`) and without (`alone`), and its current choice.
+#[derive(Debug, Clone, Copy)]
 struct Times {
     crew: Way,
     alone: Way,
-    calls: u64,
+    /// The way taken (`None` while both are being timed in turn).
+    prefer_helpers: Option<bool>,
+    /// Calls since the other way last ran (or since the choice last changed).
+    since: u64,
+    /// While alone is preferred: the calls to wait before the next try of helpers.
+    wait: u64,
+}
+
+impl Default for Times {
+    fn default() -> Self {
+        Self {
+            crew: Way::default(),
+            alone: Way::default(),
+            prefer_helpers: None,
+            since: 0,
+            wait: RETRY_HELPERS,
+        }
+    }
 }
 
 impl Times {
     /// Whether the next call takes helpers: the two ways in turn, helpers first, until each has
     /// [`FIRST`] kept times (the first calls also grow buffers and caches); then the faster
-    /// way, but every [`RETRY_HELPERS`]th / [`RETRY_ALONE`]th call the other.
+    /// way, with a try of the other now and then ([`RETRY_HELPERS`], [`RETRY_ALONE`]).
     fn helpers(&self) -> bool {
-        if self.crew.n.min(self.alone.n) < FIRST {
-            return self.crew.runs() <= self.alone.runs();
-        }
-        let every = |n: u64| self.calls % n == n - 1;
-        match (self.crew.median(), self.alone.median()) {
-            (Some(c), Some(a)) if c <= a => !every(RETRY_ALONE),
-            _ => every(RETRY_HELPERS),
+        match self.prefer_helpers {
+            None => self.crew.runs() <= self.alone.runs(),
+            Some(true) => self.since + 1 < RETRY_ALONE,
+            Some(false) => self.since + 1 >= self.wait,
         }
     }
 
     fn record(&mut self, helpers: bool, per_work: f64) {
+        let Some(prefer) = self.prefer_helpers else {
+            if helpers {
+                self.crew.record(per_work)
+            } else {
+                self.alone.record(per_work)
+            }
+            if let (Some(c), Some(a)) = self.medians() {
+                if self.crew.n.min(self.alone.n) >= FIRST {
+                    self.choose(c <= a);
+                }
+            }
+            return;
+        };
         if helpers {
             self.crew.record(per_work)
         } else {
             self.alone.record(per_work)
         }
-        self.calls += 1;
+        self.since += 1;
+        if helpers != prefer {
+            self.since = 0;
+            if helpers {
+                let won = self
+                    .alone
+                    .median()
+                    .is_some_and(|a| beats(weighed(per_work), a));
+                self.wait = if won {
+                    1
+                } else {
+                    (self.wait * 2).clamp(RETRY_HELPERS, RETRY_HELPERS_MAX)
+                };
+            }
+        }
+        if let (Some(c), Some(a)) = self.medians() {
+            let (current, other) = if prefer { (c, a) } else { (a, c) };
+            if beats(other, current) {
+                self.choose(!prefer);
+            }
+        }
+    }
+
+    /// The two ways' medians, helpers' [`weighed`].
+    fn medians(&self) -> (Option<f64>, Option<f64>) {
+        (self.crew.median().map(weighed), self.alone.median())
+    }
+
+    fn choose(&mut self, helpers: bool) {
+        self.prefer_helpers = Some(helpers);
+        self.since = 0;
+        self.wait = RETRY_HELPERS;
     }
 }
 
@@ -120,63 +213,115 @@ pub(super) fn record(site: &'static Location<'static>, helpers: bool, took: Dura
 mod tests {
     use super::*;
 
-    /// Runs `calls` calls of `t`, helpers taking `crew` a unit and alone `alone`; the call
-    /// numbers that took the way other than `usual`.
-    fn run(t: &mut Times, calls: usize, crew: f64, alone: f64, usual: bool) -> Vec<u64> {
-        let mut other = Vec::new();
-        for _ in 0..calls {
-            let h = t.helpers();
-            if h != usual {
-                other.push(t.calls);
+    /// A call site and a count of its calls.
+    struct Site {
+        t: Times,
+        calls: u64,
+    }
+
+    impl Site {
+        /// Runs `calls` calls, helpers taking `crew` a unit and alone `alone`; the call numbers
+        /// that took helpers (`which == true`) or ran alone.
+        fn run(&mut self, calls: u64, crew: f64, alone: f64, which: bool) -> Vec<u64> {
+            let mut took = Vec::new();
+            for _ in 0..calls {
+                let h = self.t.helpers();
+                if h == which {
+                    took.push(self.calls);
+                }
+                self.t.record(h, if h { crew } else { alone });
+                self.calls += 1;
             }
-            t.record(h, if h { crew } else { alone });
+            took
         }
-        other
     }
 
     #[test]
     fn both_ways_are_timed_then_the_faster_is_kept_and_the_other_retried() {
-        let mut t = Times::default();
+        let mut s = Site {
+            t: Times::default(),
+            calls: 0,
+        };
         // The two ways in turn until each has three kept times; each way's first (cold) call
         // is not kept.
         let mut first = Vec::new();
         for time in [100.0, 100.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0] {
-            let h = t.helpers();
+            let h = s.t.helpers();
             first.push(h);
-            t.record(h, time);
+            s.t.record(h, time);
+            s.calls += 1;
         }
         assert_eq!(first, [true, false, true, false, true, false, true, false]);
-        assert_eq!((t.crew.median(), t.alone.median()), (Some(1.0), Some(2.0)));
-        // Helpers twice as fast: kept, but every 128th call runs alone.
-        assert_eq!(run(&mut t, 292, 1.0, 2.0, true), [127, 255]);
+        assert_eq!(
+            (s.t.crew.median(), s.t.alone.median()),
+            (Some(1.0), Some(2.0))
+        );
+        // Helpers twice as fast: kept, but the 128th call after the choice (call 8 + 127) and
+        // every 128th after it runs alone.
+        assert_eq!(s.run(292, 1.0, 2.0, false), [135, 263]);
         // One slow call with helpers (another guest's stolen time) changes nothing.
-        t.record(true, 60.0);
-        assert_eq!(t.crew.median(), Some(1.0));
-        assert_eq!(run(&mut t, 3, 1.0, 2.0, true), Vec::<u64>::new());
-        // The machine gets busy: helpers now cost 4 a unit. Once three of their last five
-        // times are 4 (calls 304-306) the median is 4 > 2: from call 307 alone, but for one
-        // retry of helpers in 16 calls (call 319).
-        assert_eq!(t.calls, 304);
-        let mut choices = Vec::new();
-        for _ in 0..30 {
-            let h = t.helpers();
-            choices.push(h);
-            t.record(h, if h { 4.0 } else { 2.0 });
+        s.t.record(true, 60.0);
+        s.calls += 1;
+        assert_eq!(s.t.crew.median(), Some(1.0));
+        assert_eq!(s.run(3, 1.0, 2.0, false), Vec::<u64>::new());
+        // The machine gets busy: helpers now cost 4 a unit. Their last five times are
+        // 60, 1, 1, 1, 4 after call 304; 1, 1, 1, 4, 4 after 305; 1, 1, 4, 4, 4 after 306:
+        // median 4, and 2 < 4 * 0.95, so alone from call 307.
+        assert_eq!(s.calls, 304);
+        let busy = s.run(296, 4.0, 2.0, true);
+        // Tries of helpers after 16 calls (322), then 32 (354), 64 (418), 128 (546): each lost.
+        assert_eq!(busy, [304, 305, 306, 322, 354, 418, 546]);
+        // The other process leaves at call 600. The next try is 256 calls after the last
+        // (802); it wins (1 < 2 * 0.95), so helpers are tried again at 803 and 804; after
+        // 804 their last five are 4, 4, 1, 1, 1: median 1, helpers kept from 805, alone
+        // again 128 calls later (932).
+        let alone = s.run(350, 1.0, 2.0, false);
+        assert_eq!(alone.len(), 202 + 1);
+        assert_eq!((alone[0], alone[201], alone[202]), (600, 801, 932));
+    }
+
+    #[test]
+    fn helpers_are_taken_only_when_clearly_faster() {
+        let mut s = Site {
+            t: Times::default(),
+            calls: 0,
+        };
+        // A twentieth faster with helpers (1.9 against 2): 1.9 / 0.9 = 2.11 > 2, so alone
+        // after the first eight calls (helpers at 0, 2, 4, 6), with tries after 16 and 32 calls.
+        assert_eq!(s.run(60, 1.9, 2.0, true), [0, 2, 4, 6, 23, 55]);
+        // A quarter faster (1.5): the next try (call 55 + 64 = 119) wins, 1.5 / 0.9 = 1.67 <
+        // 2 * 0.95; so do 120 and 121, after which helpers' last five are 1.9, 1.9, 1.5, 1.5,
+        // 1.5 (median 1.5): helpers from call 122 on.
+        let alone = s.run(100, 1.5, 2.0, false);
+        assert_eq!(alone.len(), 119 - 60);
+        assert_eq!(alone.last(), Some(&118));
+        assert_eq!(s.t.prefer_helpers, Some(true));
+    }
+
+    #[test]
+    fn a_winning_try_is_checked_at_the_next_call_and_a_loss_waits_again() {
+        let mut t = Times::default();
+        for _ in 0..KEPT + 1 {
+            t.crew.record(4.0);
+            t.alone.record(2.0);
         }
-        let switched = 304 + choices.iter().position(|&h| !h).expect("switches to alone") as u64;
-        assert_eq!(switched, 307);
-        let retries: Vec<u64> = (0u64..)
-            .zip(&choices)
-            .filter(|&(c, &h)| 304 + c > switched && h)
-            .map(|(c, _)| 304 + c)
-            .collect();
-        assert_eq!(retries, [319], "{choices:?}");
-        // The other process leaves: helpers' retries (calls 335, 351, 367) find 1 a unit; after
-        // the third their median is 1 < 2 and they are kept again from call 368.
-        assert_eq!(t.calls, 334);
-        let alone_calls = run(&mut t, 100, 1.0, 2.0, true);
-        assert_eq!(alone_calls.iter().filter(|&&c| c < 368).count(), 34 - 3);
-        assert_eq!(alone_calls.last(), Some(&383), "the retry of alone at 383");
+        t.prefer_helpers = Some(false);
+        t.wait = 64;
+        t.since = 63;
+        assert!(t.helpers());
+        // A lucky try (1 < 2 * 0.95): the next call tries again.
+        t.record(true, 1.0);
+        assert!(t.helpers());
+        // It loses: the wait is back to 16 (twice 1, at least 16), so 15 calls alone first.
+        t.record(true, 4.0);
+        let mut alone = 0;
+        while !t.helpers() {
+            t.record(false, 2.0);
+            alone += 1;
+        }
+        assert_eq!(alone, 15);
+        // Still alone: the last five with helpers are 4, 4, 4, 1, 4 (median 4).
+        assert_eq!(t.prefer_helpers, Some(false));
     }
 
     #[test]

@@ -16,10 +16,12 @@
 //! Each item runs inside [`serial`] wherever it runs; the items are the caller's, so the numbers
 //! do not depend on which thread ran which.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 mod choice;
@@ -78,6 +80,8 @@ struct Shared {
     epoch: AtomicUsize,
     closed: AtomicBool,
     task: RwLock<Option<TaskPtr>>,
+    /// The first panic of an item a helper ran, for the leader to raise.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// Waits a little longer each round: spins first, then yields the core.
@@ -106,7 +110,10 @@ fn help(sh: &Shared) {
             // SAFETY: the task stays alive while it is published and we hold the read lock.
             #[allow(unsafe_code)]
             let t = unsafe { &*t.0 };
-            serial(|| t.work());
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| serial(|| t.work()))) {
+                let mut first = sh.panic.lock().unwrap_or_else(PoisonError::into_inner);
+                first.get_or_insert(p);
+            }
         }
     }
 }
@@ -144,8 +151,11 @@ impl<'g> Crew<'g> {
 /// Helpers lose where another process holds their cores (an item a descheduled helper claimed
 /// holds up its region, and a third runnable thread slows the leader). So each place in the
 /// code that calls `gang` keeps its last times per unit of `work` with helpers and without,
-/// takes the way with the lower median, and tries the other now and then to keep both current
-/// (the module `choice`: every 16th call while alone is faster, every 128th while helpers are).
+/// takes the way whose median is lower by a twentieth (helpers' counted as if a ninth longer:
+/// they must save a tenth of the leader's time), and tries the other now and then to keep
+/// both current (the module `choice`: every 128th call while helpers are faster; while alone
+/// is, after 16 calls, then twice as many after each losing try up to 256, and at the next call
+/// after a winning one).
 /// Which thread runs an item never changes the numbers; nor does the cut, where the caller
 /// cuts by [`Crew::threads`] into parts whose results do not depend on the cut.
 #[track_caller]
@@ -166,24 +176,25 @@ pub fn gang<R>(threads_wanted: usize, work: usize, body: impl FnOnce(&Crew) -> R
     out
 }
 
-/// [`gang`] with `helpers` helpers.
+/// [`gang`] with `helpers` helpers. They are spawned on the pool and not waited for: one that
+/// starts after the gang closed returns at once. (In a scope, a leader outside the pool would
+/// sleep at the end until a pool thread had taken each helper's job, on a busy machine for as
+/// long as another process holds that thread's core.)
 fn crewed<R>(helpers: usize, body: impl FnOnce(&Crew) -> R) -> R {
-    let sh = Shared::default();
-    // Closes the gang however the body ends (a panic too), so the helpers return and the
-    // scope can end.
+    let sh = Arc::new(Shared::default());
+    for _ in 0..helpers {
+        let sh = Arc::clone(&sh);
+        rayon::spawn(move || help(&sh));
+    }
+    // Closes the gang however the body ends (a panic too), so the helpers return.
     struct Close<'a>(&'a Shared);
     impl Drop for Close<'_> {
         fn drop(&mut self) {
             self.0.closed.store(true, Ordering::Release);
         }
     }
-    rayon::in_place_scope(|s| {
-        for _ in 0..helpers {
-            s.spawn(|_| help(&sh));
-        }
-        let _close = Close(&sh);
-        body(&Crew::new(Some(&sh), helpers + 1))
-    })
+    let _close = Close(&sh);
+    body(&Crew::new(Some(&sh), helpers + 1))
 }
 
 impl Crew<'_> {
@@ -252,6 +263,15 @@ impl Crew<'_> {
             back_off(&mut round);
         }
         drop(retire);
+        // A helper's item panicked: raise it here, as if the leader had run the item.
+        if let Some(p) = sh
+            .panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            resume_unwind(p);
+        }
         match first_err
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
@@ -360,6 +380,48 @@ mod tests {
             });
             assert!(flags.iter().all(|&f| f == (threads() > 1)), "{flags:?}");
         }
+    }
+
+    #[test]
+    fn a_panic_in_an_item_a_helper_ran_reaches_the_leader() {
+        if threads() < 2 {
+            return;
+        }
+        // Two items, each waiting (up to 2 s) for the other to start, so that a helper that
+        // comes runs one; the item a helper runs panics. Tried until a helper came (a gang that
+        // ran alone, or whose helper did not come in time, raises nothing).
+        let leader = std::thread::current().id();
+        let mut reached = false;
+        for _ in 0..20 {
+            let started = AtomicUsize::new(0);
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                gang(2, 1, |crew| {
+                    if crew.threads() < 2 {
+                        return;
+                    }
+                    crew.region(vec![(); 2], |_, _| {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        let t0 = Instant::now();
+                        while started.load(Ordering::SeqCst) < 2
+                            && t0.elapsed() < Duration::from_secs(2)
+                        {
+                            std::thread::yield_now();
+                        }
+                        if std::thread::current().id() != leader {
+                            panic!("an item on a helper");
+                        }
+                        Ok::<(), ()>(())
+                    })
+                    .unwrap();
+                })
+            }));
+            if let Err(p) = r {
+                assert_eq!(p.downcast_ref::<&str>(), Some(&"an item on a helper"));
+                reached = true;
+                break;
+            }
+        }
+        assert!(reached, "no helper ran an item in 20 gangs");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::time::Duration;
 /// While a site prefers running alone it tries helpers again after this many calls, and after
 /// twice as many each time a try loses, up to [`RETRY_HELPERS_MAX`]: another process may have
 /// left their cores. A try that wins is followed by another at the next call, so helpers are
-/// back within a few calls of the machine going idle.
+/// back within a few calls of the machine going idle. A try after a wait is two calls, and only
+/// the second is judged (see [`Times::warming`]).
 ///
 /// Measured on two cores with another process on one (`train_encoder`, 360 passes a site): a
 /// try costs about 2 ms against a pass of 3.5-6.5 ms alone, a quarter of the tries take 1.5-3x,
@@ -110,6 +111,14 @@ struct Times {
     since: u64,
     /// While alone is preferred: the calls to wait before the next try of helpers.
     wait: u64,
+    /// While alone is preferred: the first call of a try of helpers ran and its time was not
+    /// kept; the next call takes helpers too and is the one judged. Helpers that sat idle for
+    /// a wait start cold: on a host that shares its cores with other guests, the idle thread's
+    /// core may have gone to another guest. Measured on the 2-core machine in such an hour:
+    /// such tries took 2-3x alone's time (32-45 ms a backward pass against 15-16 ms alone, and
+    /// 9-10 ms with helpers that ran the call before), so alone, once chosen, was kept for
+    /// good while helpers were 1.5x faster.
+    warming: bool,
 }
 
 impl Default for Times {
@@ -120,6 +129,7 @@ impl Default for Times {
             prefer_helpers: None,
             since: 0,
             wait: RETRY_HELPERS,
+            warming: false,
         }
     }
 }
@@ -132,7 +142,7 @@ impl Times {
         match self.prefer_helpers {
             None => self.crew.runs() <= self.alone.runs(),
             Some(true) => self.since + 1 < RETRY_ALONE,
-            Some(false) => self.since + 1 >= self.wait,
+            Some(false) => self.warming || self.since + 1 >= self.wait,
         }
     }
 
@@ -150,6 +160,13 @@ impl Times {
             }
             return;
         };
+        if helpers && !prefer && !self.warming && self.wait > 1 {
+            // The first call of a try after a wait: not kept (see `warming`).
+            self.warming = true;
+            self.since = 0;
+            return;
+        }
+        self.warming = false;
         if helpers {
             self.crew.record(per_work)
         } else {
@@ -187,6 +204,7 @@ impl Times {
         self.prefer_helpers = Some(helpers);
         self.since = 0;
         self.wait = RETRY_HELPERS;
+        self.warming = false;
     }
 }
 
@@ -269,15 +287,19 @@ mod tests {
         // median 4, and 2 < 4 * 0.95, so alone from call 307.
         assert_eq!(s.calls, 304);
         let busy = s.run(296, 4.0, 2.0, true);
-        // Tries of helpers after 16 calls (322), then 32 (354), 64 (418), 128 (546): each lost.
-        assert_eq!(busy, [304, 305, 306, 322, 354, 418, 546]);
+        // Tries of helpers after 16 calls (322), then 32 (355), 64 (420), 128 (549), each two
+        // calls whose second is judged: each lost.
+        assert_eq!(
+            busy,
+            [304, 305, 306, 322, 323, 355, 356, 420, 421, 549, 550]
+        );
         // The other process leaves at call 600. The next try is 256 calls after the last
-        // (802); it wins (1 < 2 * 0.95), so helpers are tried again at 803 and 804; after
-        // 804 their last five are 4, 4, 1, 1, 1: median 1, helpers kept from 805, alone
-        // again 128 calls later (932).
+        // (806, not kept, then 807); it wins (1 < 2 * 0.95), so helpers are tried again at
+        // 808 and 809; after 809 their last five are 4, 4, 1, 1, 1: median 1, helpers kept
+        // from 810, alone again 128 calls later (937).
         let alone = s.run(350, 1.0, 2.0, false);
-        assert_eq!(alone.len(), 202 + 1);
-        assert_eq!((alone[0], alone[201], alone[202]), (600, 801, 932));
+        assert_eq!(alone.len(), 206 + 1);
+        assert_eq!((alone[0], alone[205], alone[206]), (600, 805, 937));
     }
 
     #[test]
@@ -287,14 +309,15 @@ mod tests {
             calls: 0,
         };
         // A twentieth faster with helpers (1.9 against 2): 1.9 / 0.9 = 2.11 > 2, so alone
-        // after the first eight calls (helpers at 0, 2, 4, 6), with tries after 16 and 32 calls.
-        assert_eq!(s.run(60, 1.9, 2.0, true), [0, 2, 4, 6, 23, 55]);
-        // A quarter faster (1.5): the next try (call 55 + 64 = 119) wins, 1.5 / 0.9 = 1.67 <
-        // 2 * 0.95; so do 120 and 121, after which helpers' last five are 1.9, 1.9, 1.5, 1.5,
-        // 1.5 (median 1.5): helpers from call 122 on.
+        // after the first eight calls (helpers at 0, 2, 4, 6), with tries after 16 and 32
+        // calls, two calls each.
+        assert_eq!(s.run(60, 1.9, 2.0, true), [0, 2, 4, 6, 23, 24, 56, 57]);
+        // A quarter faster (1.5): the next try (calls 57 + 64 = 121, then 122) wins, 1.5 / 0.9
+        // = 1.67 < 2 * 0.95; so do 123 and 124, after which helpers' last five are 1.9, 1.9,
+        // 1.5, 1.5, 1.5 (median 1.5): helpers from call 125 on.
         let alone = s.run(100, 1.5, 2.0, false);
-        assert_eq!(alone.len(), 119 - 60);
-        assert_eq!(alone.last(), Some(&118));
+        assert_eq!(alone.len(), 121 - 60);
+        assert_eq!(alone.last(), Some(&120));
         assert_eq!(s.t.prefer_helpers, Some(true));
     }
 
@@ -309,7 +332,11 @@ mod tests {
         t.wait = 64;
         t.since = 63;
         assert!(t.helpers());
-        // A lucky try (1 < 2 * 0.95): the next call tries again.
+        // The try's first call is not kept, however slow: the next call takes helpers too.
+        t.record(true, 100.0);
+        assert_eq!(t.crew.median(), Some(4.0));
+        assert!(t.helpers());
+        // A lucky try (1 < 2 * 0.95): the next call tries again, and is judged at once.
         t.record(true, 1.0);
         assert!(t.helpers());
         // It loses: the wait is back to 16 (twice 1, at least 16), so 15 calls alone first.
@@ -322,6 +349,10 @@ mod tests {
         assert_eq!(alone, 15);
         // Still alone: the last five with helpers are 4, 4, 4, 1, 4 (median 4).
         assert_eq!(t.prefer_helpers, Some(false));
+        // The next try starts with a call that is not kept.
+        t.record(true, 1.0);
+        assert_eq!(t.crew.median(), Some(4.0));
+        assert!(t.warming && t.helpers());
     }
 
     #[test]

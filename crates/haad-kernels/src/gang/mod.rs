@@ -155,7 +155,8 @@ impl<'g> Crew<'g> {
 /// they must save a tenth of the leader's time), and tries the other now and then to keep
 /// both current (the module `choice`: every 128th call while helpers are faster; while alone
 /// is, after 16 calls, then twice as many after each losing try up to 256, and at the next call
-/// after a winning one).
+/// after a winning one; a try after a wait is two calls, the first not judged: idle helpers
+/// start cold).
 /// Which thread runs an item never changes the numbers; nor does the cut, where the caller
 /// cuts by [`Crew::threads`] into parts whose results do not depend on the cut.
 #[track_caller]

@@ -148,11 +148,7 @@ impl Times {
 
     fn record(&mut self, helpers: bool, per_work: f64) {
         let Some(prefer) = self.prefer_helpers else {
-            if helpers {
-                self.crew.record(per_work)
-            } else {
-                self.alone.record(per_work)
-            }
+            self.way(helpers).record(per_work);
             if let (Some(c), Some(a)) = self.medians() {
                 if self.crew.n.min(self.alone.n) >= FIRST {
                     self.choose(c <= a);
@@ -167,11 +163,7 @@ impl Times {
             return;
         }
         self.warming = false;
-        if helpers {
-            self.crew.record(per_work)
-        } else {
-            self.alone.record(per_work)
-        }
+        self.way(helpers).record(per_work);
         self.since += 1;
         if helpers != prefer {
             self.since = 0;
@@ -192,6 +184,15 @@ impl Times {
             if beats(other, current) {
                 self.choose(!prefer);
             }
+        }
+    }
+
+    /// The times of the way with helpers or of the one without.
+    fn way(&mut self, helpers: bool) -> &mut Way {
+        if helpers {
+            &mut self.crew
+        } else {
+            &mut self.alone
         }
     }
 

@@ -80,7 +80,9 @@ struct Shared {
     epoch: AtomicUsize,
     closed: AtomicBool,
     task: RwLock<Option<TaskPtr>>,
-    /// The first panic of an item a helper ran, for the leader to raise.
+    /// The first panic of an item a helper ran, for the leader to raise. Stored while the helper
+    /// still holds `task`'s read lock, so the leader, which retires the task under the write
+    /// lock before it looks, never misses one (the item was already counted as done).
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 

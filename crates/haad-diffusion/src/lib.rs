@@ -52,6 +52,7 @@ pub mod denoiser;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
+mod frozen;
 mod init;
 pub mod metrics;
 pub mod model;

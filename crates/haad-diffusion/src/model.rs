@@ -12,6 +12,7 @@ use haad_motion::{Fingerprint, Motion};
 use crate::config::{DiffusionConfig, Prediction, ValidConfig};
 use crate::denoiser::{Denoiser, Dropout};
 use crate::error::{DiffusionError, Result};
+use crate::frozen::FrozenCache;
 use crate::init::seeded_var_builder;
 use crate::schedule::NoiseSchedule;
 
@@ -36,6 +37,8 @@ pub struct DiffusionModel {
     synthesis: Tensor,
     varmap: VarMap,
     net: Denoiser,
+    /// The network's frozen copy for sampling, kept while the weights do not change.
+    frozen: FrozenCache,
     device: Device,
 }
 
@@ -56,6 +59,7 @@ impl DiffusionModel {
             synthesis: basis.synthesis_tensor(device)?,
             varmap,
             net,
+            frozen: FrozenCache::default(),
             device: device.clone(),
         })
     }
@@ -193,6 +197,12 @@ impl DiffusionModel {
     /// The network.
     pub fn denoiser(&self) -> &Denoiser {
         &self.net
+    }
+
+    /// A frozen copy of the network with the weights as they are now ([`Denoiser::frozen`]),
+    /// made once and kept while the weights stay the same, bit for bit.
+    pub(crate) fn frozen_denoiser(&self) -> Result<std::sync::Arc<Denoiser>> {
+        self.frozen.get(&self.net, &self.varmap)
     }
 
     /// The trainable variables, by name.

@@ -527,10 +527,34 @@ fn fit_logs_checkpoints_and_resumes() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// `complete` keeps the network's frozen copy from one call to the next: after a weight
+/// changes in place (as a trainer changes them), the completions are those of a fresh model
+/// with the new weights, and after it changes back, those of before.
+#[test]
+fn completions_follow_every_change_of_the_weights() {
+    let cfg = tiny(3);
+    let m = random_model_scaled(&cfg, 5, 0.1);
+    let mut rng = StdRng::seed_from_u64(4);
+    let clips: Vec<Motion> = (0..3).map(|_| smooth_clip(3, &mut rng)).collect();
+    let data = |c: &[Motion]| c.iter().map(|m| m.data().clone()).collect::<Vec<_>>();
+    let before = data(&m.complete(&clips, 2, 7).unwrap());
+    assert_eq!(data(&m.complete(&clips, 2, 7).unwrap()), before);
+    let w = m.varmap().data().lock().unwrap()["layers.0.ffn.lin1.weight"].clone();
+    let old = w.as_tensor().copy().unwrap();
+    w.set(&(&old * 1.5).unwrap()).unwrap();
+    let changed = data(&m.complete(&clips, 2, 7).unwrap());
+    assert_ne!(changed, before);
+    let fresh = m.duplicate().unwrap();
+    assert_eq!(data(&fresh.complete(&clips, 2, 7).unwrap()), changed);
+    w.set(&old).unwrap();
+    assert_eq!(data(&m.complete(&clips, 2, 7).unwrap()), before);
+}
+
 #[test]
 fn completions_are_the_same_at_any_thread_count() {
-    // 40 clips x 1 completion: parts of 32 and 8 rows on two threads, or in turn inside
-    // `serial`. The noise is drawn up front, so the numbers must not change.
+    // 40 clips x 1 completion: parts of 32 and 8 rows on two threads (or one of 40 at one
+    // thread), or one part of 40 rows inside `serial`. The noise is drawn up front and every
+    // operation treats each row on its own, so the numbers must not change with the parts.
     let cfg = tiny(3);
     let m = random_model_scaled(&cfg, 5, 0.1);
     let mut rng = StdRng::seed_from_u64(4);

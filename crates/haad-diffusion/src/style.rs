@@ -256,8 +256,8 @@ haad_kernels::multiversion! {
             for (o, &a) in dxr.iter_mut().zip(s) {
                 *o *= a;
             }
-            let sg = ops::lane_sum(d, |i| dxr[i].to());
-            let sgx = ops::lane_sum(d, |i| dxr[i].to() * xhat[i].to());
+            let sg = ops::lane_sum(&dxr[..d], |v| v.to());
+            let sgx = ops::lane_sum_pairs(&dxr[..d], &xhat[..d], |u, v| u.to() * v.to());
             let (mg, mgx) = (T::f(sg / df), T::f(sgx / df));
             for (o, &xh) in dxr.iter_mut().zip(&xhat) {
                 *o = inv * (*o - mg - xh * mgx);

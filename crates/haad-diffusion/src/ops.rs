@@ -399,11 +399,20 @@ impl CustomOp1 for GroupSum {
 /// Softmax of one row, in place: `exp(x - max) / sum`, the sum in f64.
 #[inline(always)]
 pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
-    let mut max = f64::NEG_INFINITY;
-    for v in row.iter() {
-        max = max.max(v.to());
+    // The maximum in eight lanes (a maximum is exact, so the order does not matter; NaNs are
+    // passed over, as `f64::max` passes them over).
+    let larger = |a: T, v: T| if v > a { v } else { a };
+    let (blocks, tail) = row.as_chunks::<8>();
+    let mut lanes = [T::f(f64::NEG_INFINITY); 8];
+    for b in blocks {
+        for (a, &v) in lanes.iter_mut().zip(b) {
+            *a = larger(*a, v);
+        }
     }
-    let max = T::f(max);
+    let max = lanes
+        .iter()
+        .chain(tail)
+        .fold(T::f(f64::NEG_INFINITY), |a, &v| larger(a, v));
     for y in row.iter_mut() {
         *y = (*y - max).exp();
     }

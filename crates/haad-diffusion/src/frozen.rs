@@ -90,7 +90,7 @@ fn same_bits(values: &[f32], bits: &[u32]) -> bool {
         })
 }
 
-/// Whether the weights in `varmap` are exactly `weights` (the same names, shapes and bits).
+/// Whether the weights in `varmap` are exactly `weights` (the same names, lengths and bits).
 fn unchanged(varmap: &VarMap, weights: &Snapshot) -> Result<bool> {
     let vars = sorted_vars(varmap)?;
     if vars.len() != weights.len() {
@@ -107,7 +107,9 @@ fn unchanged(varmap: &VarMap, weights: &Snapshot) -> Result<bool> {
 impl FrozenCache {
     /// A frozen copy of `net`, whose variables are those of `varmap`, with the weights as they
     /// are now: the kept copy when they have not changed since it was made, else a new one,
-    /// kept for the next call (when every weight is an f32 tensor on the CPU).
+    /// kept for the next call (when every weight is an f32 tensor on the CPU). As with a copy
+    /// made per call, the weights must not change while the copy is being made (another thread
+    /// training the same model meanwhile).
     pub(crate) fn get(&self, net: &Denoiser, varmap: &VarMap) -> Result<Arc<Denoiser>> {
         let kept = self.kept.lock().map_err(|_| poisoned())?.clone();
         if let Some(kept) = kept {

@@ -618,6 +618,39 @@ impl CustomOp2 for ActivationGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The block sums add in the same order as sums over indices in eight lanes (the form they
+    /// replaced), bit for bit, on lengths with and without a tail; pairs stop at the shorter.
+    #[test]
+    fn lane_sums_keep_the_order_of_eight_index_lanes() {
+        fn by_index(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+            let mut acc = [0f64; 8];
+            let full = n / 8 * 8;
+            for base in (0..full).step_by(8) {
+                for (l, a) in acc.iter_mut().enumerate() {
+                    *a += f(base + l);
+                }
+            }
+            let tail: f64 = (full..n).map(&f).sum();
+            acc.iter().sum::<f64>() + tail
+        }
+        for n in [0, 1, 7, 8, 9, 64, 77] {
+            // Magnitudes 1e-8..1e8, so that the order of the additions shows in the bits.
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i as f32 * 0.7).sin()) * 10f32.powi((i % 17) as i32 - 8))
+                .collect();
+            let b: Vec<f32> = (0..n + 3).map(|i| (i as f32 * 1.3).cos()).collect();
+            let want = by_index(n, |i| a[i] as f64);
+            assert_eq!(
+                lane_sum(&a, |v| v as f64).to_bits(),
+                want.to_bits(),
+                "n = {n}"
+            );
+            let want = by_index(n, |i| a[i] as f64 * b[i] as f64);
+            let got = lane_sum_pairs(&a, &b, |u, v| u as f64 * v as f64);
+            assert_eq!(got.to_bits(), want.to_bits(), "pairs, n = {n}");
+        }
+    }
     use crate::testing::{assert_same_values_and_grads, mask, max_diff, var};
     use candle_core::{DType, Device, Var};
     use rand::{rngs::StdRng, Rng, SeedableRng};

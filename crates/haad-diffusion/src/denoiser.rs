@@ -172,14 +172,20 @@ impl Stylization {
         })
     }
 
-    /// `silu_emb`: SiLU(emb), `[B, d]`.
-    fn forward(&self, y: &Tensor, silu_emb: &Tensor, drop: &mut Dropout) -> Result<Tensor> {
+    /// `x` plus the modulated `y` (both `[B, K, d]`); `silu_emb`: SiLU(emb), `[B, d]`.
+    fn add_to(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        silu_emb: &Tensor,
+        drop: &mut Dropout,
+    ) -> Result<Tensor> {
         let e = self.emb.forward(silu_emb)?.unsqueeze(1)?; // [B, 1, 2d]
         let scale = e.narrow(D::Minus1, 0, self.d)?;
         let shift = e.narrow(D::Minus1, self.d, self.d)?;
         let mask = drop.mask(y.elem_count());
         let h = self.norm.modulated_silu(y, &scale, &shift, mask)?;
-        Ok(self.out.forward(&h)?)
+        Ok(self.out.forward_add(&h, x)?)
     }
 }
 
@@ -242,7 +248,7 @@ impl SelfAttention {
         let qkv = haad_kernels::matmul(&xn, &wt)?;
         let mask = drop.mask(b * self.heads * k * k);
         let y = attention(&qkv, k, self.heads, mask)?;
-        Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
+        self.style.add_to(x, &y, silu_emb, drop)
     }
 }
 
@@ -276,7 +282,7 @@ impl FeedForward {
         let mask = drop.mask(h.elem_count());
         let h = ops::gelu(&h, mask)?;
         let y = self.lin2.forward(&h)?;
-        Ok((x + self.style.forward(&y, silu_emb, drop)?)?)
+        self.style.add_to(x, &y, silu_emb, drop)
     }
 }
 

@@ -29,7 +29,7 @@ mod transpose;
 pub use dot::{gemm_nt, gemm_nt_into, NT_COST};
 pub use gang::{gang, Crew};
 pub use gemm::{gemm, gemm_into, Element, MatRef};
-pub use linear::{linear, linear_in_out};
+pub use linear::{linear, linear_in_out, linear_in_out_add};
 pub use math::exp_f32;
 pub use matmul::matmul;
 pub use simd::{level as simd_level, SimdLevel};

@@ -1,9 +1,10 @@
 //! `linear`: `x W^T + b` as one differentiable CPU operation (one node in the autograd graph
 //! instead of a product and a bias addition: each node costs candle a zero fill and an addition
 //! of its input's size in the backward pass). [`linear_in_out`] is the same layer with the weight
-//! stored transposed, `[in, out]`.
+//! stored transposed, `[in, out]`; [`linear_in_out_add`] adds a residual to it in the bias's
+//! pass.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 use crate::gemm::{gemm, Element, MatRef};
 use crate::storage::{contiguous, dtype_of, into_storage, is_float, Inputs};
@@ -30,6 +31,101 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
 /// gradient is `[in, out]` too).
 pub fn linear_in_out(x: &Tensor, weight_t: &Tensor, bias: &Tensor) -> Result<Tensor> {
     apply(x, weight_t, bias, Linear { in_out: true })
+}
+
+/// `x W^T + b + r`: [`linear_in_out`] with a residual `r` (the output's shape) added in the
+/// pass that adds the bias, the same bits as `linear_in_out(x, weight_t, bias)? + r`. That sum
+/// is what it computes where a gradient is tracked (any of the four is a variable or depends on
+/// one) or off the CPU; elsewhere (inference through frozen weights) one operation without a
+/// backward, which saves a pass over the output and its buffer (the residual connections of the
+/// diffusion sampler's blocks).
+pub fn linear_in_out_add(
+    x: &Tensor,
+    weight_t: &Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    let all = [x, weight_t, bias, residual];
+    let plain = all.iter().all(|t| t.device().is_cpu() && !t.track_op())
+        && is_float(x.dtype())
+        && all.iter().all(|t| t.dtype() == x.dtype());
+    let (inp, out) = weight_t.dims2()?;
+    let dims = x.dims();
+    let rows = x.elem_count() / inp.max(1);
+    let mut shape = dims.to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = out;
+    }
+    let fits = dims.last() == Some(&inp) && bias.dims() == [out] && residual.dims() == shape;
+    if !plain || !fits {
+        return linear_in_out(x, weight_t, bias)? + residual;
+    }
+    let op = LinearAdd {
+        weight_t: weight_t.contiguous()?,
+        bias: bias.contiguous()?,
+    };
+    let r2 = residual.contiguous()?.reshape((rows, out))?;
+    x.contiguous()?
+        .reshape((rows, inp))?
+        .apply_op2_no_bwd(&r2, &op)?
+        .reshape(residual.shape())
+}
+
+/// [`linear_in_out_add`]'s operation on `(x [rows, in], r [rows, out])`, the weight and bias
+/// held (inference only: no backward).
+struct LinearAdd {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+/// `f` of `t`'s CPU storage and layout (an error off the CPU).
+fn with_cpu<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(cpu, layout),
+        _ => candle_core::bail!("{OP}: weights off the CPU"),
+    }
+}
+
+impl CustomOp2 for LinearAdd {
+    fn name(&self) -> &'static str {
+        "haad-linear-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, inp) = l1.shape().dims2()?;
+        let (_, out) = l2.shape().dims2()?;
+        let op = Linear { in_out: true };
+        let y = with_cpu(&self.weight_t, |sw, lw| {
+            with_cpu(&self.bias, |sb, lb| {
+                Ok(with_float!(dtype_of(s1), OP, |T| {
+                    let r = contiguous::<T>(s2, l2, OP)?;
+                    let (w, b) = (contiguous::<T>(sw, lw, OP)?, contiguous::<T>(sb, lb, OP)?);
+                    let mut y = gemm(
+                        MatRef::new(contiguous(s1, l1, OP)?, rows, inp)?,
+                        op.weight_t(w, inp, out)?,
+                    )?;
+                    for (row, rr) in y
+                        .chunks_exact_mut(out.max(1))
+                        .zip(r.chunks_exact(out.max(1)))
+                    {
+                        row.iter_mut()
+                            .zip(b)
+                            .zip(rr)
+                            .for_each(|((v, &c), &rv)| *v = (*v + c) + rv);
+                    }
+                    into_storage(y)
+                }))
+            })
+        })?;
+        Ok((y, Shape::from((rows, out))))
+    }
 }
 
 fn apply(x: &Tensor, weight: &Tensor, bias: &Tensor, op: Linear) -> Result<Tensor> {
@@ -241,6 +337,64 @@ mod tests {
                 let e = max_rel(dwt, &g2.get(&w).unwrap().t().unwrap());
                 assert!(e < tol * 10.0, "dW {dtype:?}: {e}");
             }
+        }
+    }
+
+    /// Without tracked inputs: the fused residual gives the bits of `linear_in_out + r` (f64
+    /// and f32, small and split sizes, a 3-D input); a residual of another shape is an error.
+    #[test]
+    fn residual_added_in_the_bias_pass_keeps_every_bit() {
+        for (lead, inp, out) in [((2, 3), 4, 5), ((64, 20), 128, 256)] {
+            for dtype in [DType::F64, DType::F32] {
+                let t = |dims: &[usize], seed| {
+                    var(dims, seed)
+                        .as_tensor()
+                        .to_dtype(dtype)
+                        .unwrap()
+                        .detach()
+                };
+                let (x, wt, b) = (
+                    t(&[lead.0, lead.1, inp], 9),
+                    t(&[inp, out], 10),
+                    t(&[out], 11),
+                );
+                let r = t(&[lead.0, lead.1, out], 12);
+                let got = linear_in_out_add(&x, &wt, &b, &r).unwrap();
+                let want = (linear_in_out(&x, &wt, &b).unwrap() + &r).unwrap();
+                assert_eq!(got.dims(), want.dims());
+                let bits = |t: &Tensor| -> Vec<u64> {
+                    crate::testing::values(t)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&got), bits(&want), "{dtype:?} {inp}x{out}");
+                let wrong = t(&[lead.0, lead.1 + 1, out], 13);
+                assert!(linear_in_out_add(&x, &wt, &b, &wrong).is_err());
+            }
+        }
+    }
+
+    /// With variables among the inputs the residual sum stays differentiable: every gradient,
+    /// the residual's too, equals that of `linear_in_out + r`.
+    #[test]
+    fn residual_sum_of_variables_has_every_gradient() {
+        let (x, wt, b, r) = (
+            var(&[3, 4, 6], 14),
+            var(&[6, 5], 15),
+            var(&[5], 16),
+            var(&[3, 4, 5], 17),
+        );
+        let w = var(&[3, 4, 5], 18);
+        let got = linear_in_out_add(&x, &wt, &b, &r).unwrap();
+        let want = (linear_in_out(&x, &wt, &b).unwrap() + r.as_tensor()).unwrap();
+        let (g1, g2) = (
+            grads_of_weighted_sum(&got, &w),
+            grads_of_weighted_sum(&want, &w),
+        );
+        for (v, name) in [(&x, "dx"), (&wt, "dW^T"), (&b, "db"), (&r, "dr")] {
+            let e = max_rel(g1.get(v).expect(name), g2.get(v).unwrap());
+            assert!(e < 1e-12, "{name}: {e}");
         }
     }
 }

@@ -230,7 +230,7 @@ pub fn erf_f32(x: f32) -> f32 {
     // From a = 5 on, `poly e` < 1e-12 and the result is 1 in f32 whatever e is, so e takes
     // a <= 5: with a up to 10, `poly e` was subnormal past a ~ 9.3, and a product with a
     // subnormal result takes a microcode assist (GELU over values in [-20, 20]: 6.8 ns a value
-    // with a up to 10, 1.05 ns with a up to 6, the same bits).
+    // with a up to 10, 1.0-1.1 ns with a up to 5, the same bits).
     let e = haad_kernels::exp_f32(-(a.min(ERF_CLAMP) * a.min(ERF_CLAMP)));
     (1.0 - poly * e).copysign(x)
 }

@@ -4,7 +4,7 @@
 //! stored transposed, `[in, out]`; [`linear_in_out_add`] adds a residual to it in the bias's
 //! pass.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use crate::gemm::{gemm, Element, MatRef};
 use crate::storage::{contiguous, dtype_of, into_storage, is_float, Inputs};
@@ -78,15 +78,6 @@ struct LinearAdd {
     bias: Tensor,
 }
 
-/// `f` of `t`'s CPU storage and layout (an error off the CPU).
-fn with_cpu<R>(t: &Tensor, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(cpu) => f(cpu, layout),
-        _ => candle_core::bail!("{OP}: weights off the CPU"),
-    }
-}
-
 impl CustomOp2 for LinearAdd {
     fn name(&self) -> &'static str {
         "haad-linear-add"
@@ -100,30 +91,20 @@ impl CustomOp2 for LinearAdd {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, inp) = l1.shape().dims2()?;
-        let (_, out) = l2.shape().dims2()?;
-        let op = Linear { in_out: true };
-        let y = with_cpu(&self.weight_t, |sw, lw| {
-            with_cpu(&self.bias, |sb, lb| {
-                Ok(with_float!(dtype_of(s1), OP, |T| {
-                    let r = contiguous::<T>(s2, l2, OP)?;
-                    let (w, b) = (contiguous::<T>(sw, lw, OP)?, contiguous::<T>(sb, lb, OP)?);
-                    let mut y = gemm(
-                        MatRef::new(contiguous(s1, l1, OP)?, rows, inp)?,
-                        op.weight_t(w, inp, out)?,
-                    )?;
-                    for (row, rr) in y
-                        .chunks_exact_mut(out.max(1))
-                        .zip(r.chunks_exact(out.max(1)))
-                    {
-                        row.iter_mut()
-                            .zip(b)
-                            .zip(rr)
-                            .for_each(|((v, &c), &rv)| *v = (*v + c) + rv);
-                    }
-                    into_storage(y)
-                }))
-            })
-        })?;
+        let out = self.bias.dim(0)?;
+        let held = Inputs::new(&[&self.weight_t, &self.bias], OP)?;
+        let y = with_float!(dtype_of(s1), OP, |T| {
+            let wb = held.values::<T>()?;
+            into_storage(forward::<T>(
+                Linear { in_out: true },
+                contiguous(s1, l1, OP)?,
+                wb[0],
+                wb[1],
+                rows,
+                inp,
+                Some(contiguous(s2, l2, OP)?),
+            )?)
+        });
         Ok((y, Shape::from((rows, out))))
     }
 }
@@ -176,6 +157,8 @@ impl Linear {
     }
 }
 
+/// `x W^T + b`, plus the residual `r` `[rows, out]` when given: `(v + b) + r` per value, in
+/// the pass that adds the bias.
 fn forward<T: Element>(
     op: Linear,
     x: &[T],
@@ -183,11 +166,27 @@ fn forward<T: Element>(
     b: &[T],
     rows: usize,
     inp: usize,
+    r: Option<&[T]>,
 ) -> Result<Vec<T>> {
     let out = b.len();
     let mut y = gemm(MatRef::new(x, rows, inp)?, op.weight_t(w, inp, out)?)?;
-    for row in y.chunks_exact_mut(out.max(1)) {
-        row.iter_mut().zip(b).for_each(|(v, &c)| *v += c);
+    match r {
+        None => {
+            for row in y.chunks_exact_mut(out.max(1)) {
+                row.iter_mut().zip(b).for_each(|(v, &c)| *v += c);
+            }
+        }
+        Some(r) => {
+            for (row, rr) in y
+                .chunks_exact_mut(out.max(1))
+                .zip(r.chunks_exact(out.max(1)))
+            {
+                row.iter_mut()
+                    .zip(b)
+                    .zip(rr)
+                    .for_each(|((v, &c), &rv)| *v = (*v + c) + rv);
+            }
+        }
     }
     Ok(y)
 }
@@ -245,6 +244,7 @@ impl CustomOp3 for Linear {
             contiguous(s3, l3, OP)?,
             rows,
             inp,
+            None,
         )?));
         Ok((y, Shape::from((rows, out))))
     }

@@ -6,8 +6,8 @@
 /// (which also leaves `n` in the low bits of the sum, read without a float-to-int conversion)
 /// and `|r| <= ln(2) / 2`; `e^r` by its degree-7 Taylor polynomial; `2^n` from its exponent
 /// bits. Only arithmetic and bit operations, and no division: the last Taylor coefficient is
-/// multiplied as `1/5040` (a division by 5040 was the slowest instruction of the loops over
-/// this: the activations, attention's softmax, the encoder's `tanh`).
+/// multiplied as `1/5040` (a vector division takes several multiplies' time; dividing by 5040
+/// was the slowest instruction of attention's softmax).
 #[inline]
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

@@ -25,10 +25,19 @@ use std::time::Duration;
 const RETRY_HELPERS: u64 = 16;
 /// The longest wait between two tries of helpers.
 const RETRY_HELPERS_MAX: u64 = 256;
-/// While a site prefers helpers, every this many calls it runs alone to keep that time
-/// current. Rarely: alone needs one core, so its time hardly moves with the machine's load
-/// (helpers' own times show a busy machine at once), and each such call costs what helpers
-/// gain, half the time at two threads.
+/// While a site prefers helpers it runs alone again after this many calls, and after twice as
+/// many each time alone loses, up to [`RETRY_ALONE`]; a run alone that wins is followed by
+/// another at the next call. Alone's kept times can be stale: a busy spell that slowed the
+/// calls alone (another process on the leader's core for a moment) hands the site to helpers,
+/// and alone, its median still the spell's, was not timed again for 128 calls, then needed
+/// three such calls to move its median. Measured with the other core busy (`train_encoder`,
+/// 360 passes a site, trace of each call): alone took 2.1-2.4 ms a forward pass, 2.7-3.8 ms
+/// for eight calls, then the site took helpers, 3.1 ms a pass (median), for the last 126 calls
+/// of the run.
+const RETRY_ALONE_FIRST: u64 = 16;
+/// The longest wait between two runs alone while helpers are preferred. Rarely: alone needs
+/// one core, so its time seldom moves with the machine's load (helpers' own times show a busy
+/// machine at once), and each such call costs what helpers gain, half the time at two threads.
 const RETRY_ALONE: u64 = 128;
 /// The times a way keeps: its last few, whose median it goes by (one slow call, another
 /// guest's stolen time say, does not flip a choice).
@@ -109,7 +118,8 @@ struct Times {
     prefer_helpers: Option<bool>,
     /// Calls since the other way last ran (or since the choice last changed).
     since: u64,
-    /// While alone is preferred: the calls to wait before the next try of helpers.
+    /// The calls to wait before the way not preferred runs again: a try of helpers while alone
+    /// is preferred, a call alone while helpers are.
     wait: u64,
     /// While alone is preferred: the first call of a try of helpers ran and its time was not
     /// kept; the next call takes helpers too and is the one judged. Helpers that sat idle for
@@ -141,7 +151,7 @@ impl Times {
     fn helpers(&self) -> bool {
         match self.prefer_helpers {
             None => self.crew.runs() <= self.alone.runs(),
-            Some(true) => self.since + 1 < RETRY_ALONE,
+            Some(true) => self.since + 1 < self.wait,
             Some(false) => self.warming || self.since + 1 >= self.wait,
         }
     }
@@ -167,17 +177,27 @@ impl Times {
         self.since += 1;
         if helpers != prefer {
             self.since = 0;
-            if helpers {
+            self.wait = if helpers {
                 let won = self
                     .alone
                     .median()
                     .is_some_and(|a| beats(weighed(per_work), a));
-                self.wait = if won {
+                if won {
                     1
                 } else {
                     (self.wait * 2).clamp(RETRY_HELPERS, RETRY_HELPERS_MAX)
-                };
-            }
+                }
+            } else {
+                let won = self
+                    .crew
+                    .median()
+                    .is_some_and(|c| beats(per_work, weighed(c)));
+                if won {
+                    1
+                } else {
+                    (self.wait * 2).clamp(RETRY_ALONE_FIRST, RETRY_ALONE)
+                }
+            };
         }
         if let (Some(c), Some(a)) = self.medians() {
             let (current, other) = if prefer { (c, a) } else { (a, c) };
@@ -204,7 +224,11 @@ impl Times {
     fn choose(&mut self, helpers: bool) {
         self.prefer_helpers = Some(helpers);
         self.since = 0;
-        self.wait = RETRY_HELPERS;
+        self.wait = if helpers {
+            RETRY_ALONE_FIRST
+        } else {
+            RETRY_HELPERS
+        };
         self.warming = false;
     }
 }
@@ -275,9 +299,9 @@ mod tests {
             (s.t.crew.median(), s.t.alone.median()),
             (Some(1.0), Some(2.0))
         );
-        // Helpers twice as fast: kept, but the 128th call after the choice (call 8 + 127) and
-        // every 128th after it runs alone.
-        assert_eq!(s.run(292, 1.0, 2.0, false), [135, 263]);
+        // Helpers twice as fast: kept (chosen at call 7). Alone runs 16 calls after the choice
+        // (23), and, losing each time, 32 (55), 64 (119) and 128 (247) calls after the last.
+        assert_eq!(s.run(292, 1.0, 2.0, false), [23, 55, 119, 247]);
         // One slow call with helpers (another guest's stolen time) changes nothing.
         s.t.record(true, 60.0);
         s.calls += 1;
@@ -297,10 +321,12 @@ mod tests {
         // The other process leaves at call 600. The next try is 256 calls after the last
         // (806, not kept, then 807); it wins (1 < 2 * 0.95), so helpers are tried again at
         // 808 and 809; after 809 their last five are 4, 4, 1, 1, 1: median 1, helpers kept
-        // from 810, alone again 128 calls later (937).
+        // from 810, alone again 16 calls after that choice (825), then 32 (857) and 64 (921)
+        // calls after the last.
         let alone = s.run(350, 1.0, 2.0, false);
-        assert_eq!(alone.len(), 206 + 1);
-        assert_eq!((alone[0], alone[205], alone[206]), (600, 805, 937));
+        assert_eq!(alone.len(), 206 + 3);
+        assert_eq!((alone[0], alone[205]), (600, 805));
+        assert_eq!(alone[206..], [825, 857, 921]);
     }
 
     #[test]
@@ -315,10 +341,11 @@ mod tests {
         assert_eq!(s.run(60, 1.9, 2.0, true), [0, 2, 4, 6, 23, 24, 56, 57]);
         // A quarter faster (1.5): the next try (calls 57 + 64 = 121, then 122) wins, 1.5 / 0.9
         // = 1.67 < 2 * 0.95; so do 123 and 124, after which helpers' last five are 1.9, 1.9,
-        // 1.5, 1.5, 1.5 (median 1.5): helpers from call 125 on.
+        // 1.5, 1.5, 1.5 (median 1.5): helpers from call 125 on, alone once 16 calls after the
+        // choice at 124 (140: it loses, 2 > 1.67 * 0.95).
         let alone = s.run(100, 1.5, 2.0, false);
-        assert_eq!(alone.len(), 121 - 60);
-        assert_eq!(alone.last(), Some(&120));
+        assert_eq!(alone.len(), 121 - 60 + 1);
+        assert_eq!(alone[alone.len() - 2..], [120, 140]);
         assert_eq!(s.t.prefer_helpers, Some(true));
     }
 
@@ -354,6 +381,42 @@ mod tests {
         t.record(true, 1.0);
         assert_eq!(t.crew.median(), Some(4.0));
         assert!(t.warming && t.helpers());
+    }
+
+    #[test]
+    fn a_spell_that_slowed_alone_hands_back_to_alone_soon_after_it_ends() {
+        let mut t = Times::default();
+        for _ in 0..KEPT + 1 {
+            t.crew.record(3.0);
+            t.alone.record(2.0);
+        }
+        t.prefer_helpers = Some(false);
+        t.wait = RETRY_HELPERS_MAX;
+        // A spell: alone takes 4. After three such calls alone's last five are 2, 2, 4, 4, 4
+        // (median 4), and helpers' 3 / 0.9 = 3.33 < 4 * 0.95: helpers from the next call.
+        for _ in 0..3 {
+            assert!(!t.helpers());
+            t.record(false, 4.0);
+        }
+        assert_eq!(t.prefer_helpers, Some(true));
+        // The spell ends: alone takes 2 again, helpers 3. Alone runs 16 calls after the choice
+        // and wins (2 < 3.33 * 0.95), so it runs again at the next call, and again; after
+        // those three alone's last five are 4, 4, 2, 2, 2 (median 2): alone is chosen back.
+        // Before, alone ran only every 128th call, and its median needed three such calls
+        // to move: 384 calls with helpers, at 1.5 times alone's time.
+        let mut calls = Vec::new();
+        for _ in 0..40 {
+            let h = t.helpers();
+            calls.push(h);
+            t.record(h, if h { 3.0 } else { 2.0 });
+            if t.prefer_helpers == Some(false) {
+                break;
+            }
+        }
+        let mut want = vec![true; 15];
+        want.extend([false; 3]);
+        assert_eq!(calls, want);
+        assert_eq!(t.alone.median(), Some(2.0));
     }
 
     #[test]

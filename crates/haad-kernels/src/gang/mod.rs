@@ -155,10 +155,11 @@ impl<'g> Crew<'g> {
 /// code that calls `gang` keeps its last times per unit of `work` with helpers and without,
 /// takes the way whose median is lower by a twentieth (helpers' counted as if a ninth longer:
 /// they must save a tenth of the leader's time), and tries the other now and then to keep
-/// both current (the module `choice`: every 128th call while helpers are faster; while alone
-/// is, after 16 calls, then twice as many after each losing try up to 256, and at the next call
-/// after a winning one; a try after a wait is two calls, the first not judged: idle helpers
-/// start cold).
+/// both current (the module `choice`: while helpers are faster, alone after 16 calls, then
+/// twice as many after each call alone that loses, up to 128; while alone is, helpers after 16
+/// calls, then twice as many after each losing try up to 256; either way at the next call after
+/// one that wins; a try of helpers after a wait is two calls, the first not judged: idle
+/// helpers start cold).
 /// Which thread runs an item never changes the numbers; nor does the cut, where the caller
 /// cuts by [`Crew::threads`] into parts whose results do not depend on the cut.
 #[track_caller]

@@ -349,15 +349,22 @@ mod tests {
         assert_eq!(s.t.prefer_helpers, Some(true));
     }
 
-    #[test]
-    fn a_winning_try_is_checked_at_the_next_call_and_a_loss_waits_again() {
+    /// A site that prefers alone, its kept times all `crew` with helpers and `alone` without,
+    /// with `wait` calls to wait before the next try of helpers.
+    fn alone_preferred(crew: f64, alone: f64, wait: u64) -> Times {
         let mut t = Times::default();
         for _ in 0..KEPT + 1 {
-            t.crew.record(4.0);
-            t.alone.record(2.0);
+            t.crew.record(crew);
+            t.alone.record(alone);
         }
         t.prefer_helpers = Some(false);
-        t.wait = 64;
+        t.wait = wait;
+        t
+    }
+
+    #[test]
+    fn a_winning_try_is_checked_at_the_next_call_and_a_loss_waits_again() {
+        let mut t = alone_preferred(4.0, 2.0, 64);
         t.since = 63;
         assert!(t.helpers());
         // The try's first call is not kept, however slow: the next call takes helpers too.
@@ -385,13 +392,7 @@ mod tests {
 
     #[test]
     fn a_spell_that_slowed_alone_hands_back_to_alone_soon_after_it_ends() {
-        let mut t = Times::default();
-        for _ in 0..KEPT + 1 {
-            t.crew.record(3.0);
-            t.alone.record(2.0);
-        }
-        t.prefer_helpers = Some(false);
-        t.wait = RETRY_HELPERS_MAX;
+        let mut t = alone_preferred(3.0, 2.0, RETRY_HELPERS_MAX);
         // A spell: alone takes 4. After three such calls alone's last five are 2, 2, 4, 4, 4
         // (median 4), and helpers' 3 / 0.9 = 3.33 < 4 * 0.95: helpers from the next call.
         for _ in 0..3 {
@@ -403,7 +404,7 @@ mod tests {
         // and wins (2 < 3.33 * 0.95), so it runs again at the next call, and again; after
         // those three alone's last five are 4, 4, 2, 2, 2 (median 2): alone is chosen back.
         // Before, alone ran only every 128th call, and its median needed three such calls
-        // to move: 384 calls with helpers, at 1.5 times alone's time.
+        // to move: 381 calls with helpers, at 1.5 times alone's time, before alone was back.
         let mut calls = Vec::new();
         for _ in 0..40 {
             let h = t.helpers();

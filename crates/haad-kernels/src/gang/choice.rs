@@ -175,31 +175,25 @@ impl Times {
         self.warming = false;
         self.way(helpers).record(per_work);
         self.since += 1;
+        let (c, a) = self.medians();
         if helpers != prefer {
-            self.since = 0;
-            self.wait = if helpers {
-                let won = self
-                    .alone
-                    .median()
-                    .is_some_and(|a| beats(weighed(per_work), a));
-                if won {
-                    1
-                } else {
-                    (self.wait * 2).clamp(RETRY_HELPERS, RETRY_HELPERS_MAX)
-                }
+            // A run of the way not preferred wins if it beats the preferred way's median, both
+            // compared as the medians are (helpers' times weighed).
+            let (this, preferred) = if helpers {
+                (weighed(per_work), a)
             } else {
-                let won = self
-                    .crew
-                    .median()
-                    .is_some_and(|c| beats(per_work, weighed(c)));
-                if won {
-                    1
-                } else {
-                    (self.wait * 2).clamp(RETRY_ALONE_FIRST, RETRY_ALONE)
-                }
+                (per_work, c)
+            };
+            let won = preferred.is_some_and(|m| beats(this, m));
+            let (first, most) = retries(prefer);
+            self.since = 0;
+            self.wait = if won {
+                1
+            } else {
+                (self.wait * 2).clamp(first, most)
             };
         }
-        if let (Some(c), Some(a)) = self.medians() {
+        if let (Some(c), Some(a)) = (c, a) {
             let (current, other) = if prefer { (c, a) } else { (a, c) };
             if beats(other, current) {
                 self.choose(!prefer);
@@ -224,12 +218,18 @@ impl Times {
     fn choose(&mut self, helpers: bool) {
         self.prefer_helpers = Some(helpers);
         self.since = 0;
-        self.wait = if helpers {
-            RETRY_ALONE_FIRST
-        } else {
-            RETRY_HELPERS
-        };
+        self.wait = retries(helpers).0;
         self.warming = false;
+    }
+}
+
+/// The first and the longest wait before the way not preferred runs again, when helpers are
+/// preferred (`prefer_helpers`) or alone is.
+fn retries(prefer_helpers: bool) -> (u64, u64) {
+    if prefer_helpers {
+        (RETRY_ALONE_FIRST, RETRY_ALONE)
+    } else {
+        (RETRY_HELPERS, RETRY_HELPERS_MAX)
     }
 }
 
